@@ -1,0 +1,51 @@
+// Typed errors shared by every module. Each carries the offending value and a hint that
+// says what to do, so the CLI and the HTTP API can print one clear line.
+
+export class CalibdError extends Error {
+  /** Machine-readable kind, stable across releases (used in API and MQTT error payloads). */
+  readonly code: string;
+  /** What the user can do about it. */
+  readonly hint: string;
+  /** The value that caused the error (a path, a key, a shape …). */
+  readonly value: unknown;
+
+  constructor(code: string, message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
+    super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
+    this.name = new.target.name;
+    this.code = code;
+    this.hint = opts.hint ?? '';
+    this.value = opts.value;
+  }
+
+  /** One line for a terminal or a log: message, then the hint. */
+  oneLine(): string {
+    return this.hint ? `${this.message}: ${this.hint}` : this.message;
+  }
+}
+
+/** The model file cannot be read, parsed or handled. */
+export class ModelError extends CalibdError {
+  constructor(message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
+    super('model', message, opts);
+  }
+}
+
+/** Input data (samples, tensors, .npy files) does not fit what the model expects. */
+export class DataError extends CalibdError {
+  constructor(message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
+    super('data', message, opts);
+  }
+}
+
+/** A caller passed an option that is out of range or unknown. */
+export class OptionError extends CalibdError {
+  constructor(message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
+    super('option', message, opts);
+  }
+}
+
+export function errorMessage(err: unknown): string {
+  if (err instanceof CalibdError) return err.oneLine();
+  if (err instanceof Error) return err.message;
+  return String(err);
+}

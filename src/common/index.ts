@@ -1,0 +1,2 @@
+export { CalibdError, ModelError, DataError, OptionError, errorMessage } from './errors.js';
+export { writeFileAtomic } from './atomic-file.js';
