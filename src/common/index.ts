@@ -1,2 +1,3 @@
 export { CalibdError, ModelError, DataError, OptionError, errorMessage } from './errors.js';
 export { writeFileAtomic } from './atomic-file.js';
+export { calibdVersion } from './version.js';

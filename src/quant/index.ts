@@ -1,0 +1,13 @@
+// Quantization math, the QDQ rewrite and the calibration metadata stored in INT8 models.
+export {
+  activationParams, weightScales, quantizeWeights, quantizeBias, fakeQuantize, qBounds,
+  type Range, type QuantParams, type QuantType, type ActivationQuantOptions,
+} from './params.js';
+export {
+  planQuantization, tensorsToCalibrate, quantizeModel, dequantizedName,
+  type QuantizeOptions, type QuantizationPlan, type QuantizeResult, type QuantizedTensorInfo,
+} from './qdq.js';
+export {
+  writeProfile, readProfile, sha256, METADATA_KEY, PROFILE_FORMAT,
+  type CalibrationProfile, type TensorCalibration,
+} from './metadata.js';
