@@ -362,6 +362,15 @@ export class Histogram {
     const offset = indexAt(lo, e);
     if (this._fixed && e === this._exp && offset === this._offset) return;
 
+    if (this._fixed && e === this._exp) {
+      // Same width, lower min: slide the counts up in place. Streams whose min creeps down
+      // batch by batch hit this path often, so it avoids an allocation per batch.
+      const shift = this._offset - offset;
+      this._counts.copyWithin(shift, 0, this.bins - shift);
+      this._counts.fill(0, 0, shift);
+      this._offset = offset;
+      return;
+    }
     const old = this._counts;
     const next = new Float64Array(this.bins);
     if (!this._fixed) {

@@ -119,6 +119,13 @@ describe('Histogram merge is exact', () => {
     }
   });
 
+  it('a stream whose min creeps down batch by batch (in-place slide) equals one pass', () => {
+    const data = uniform(20_000, 12, -1, 1).sort().reverse();
+    const streamed = new Histogram();
+    for (let i = 0; i < data.length; i += 10) streamed.update(data.subarray(i, i + 10));
+    expect(state(streamed)).toEqual(state(build(data)));
+  });
+
   it('merging an empty histogram changes nothing; merging into an empty one copies', () => {
     const h = build(gaussian(1000, 1));
     const before = state(h);
