@@ -1,0 +1,290 @@
+import { describe, expect, it } from 'vitest';
+import { Histogram, entropyRange, minMaxRange, mseRange, percentileRange, type Range } from '../../src/calibration/index.js';
+import { OptionError } from '../../src/common/index.js';
+import { DISTRIBUTIONS, gaussian, laplace, uniform } from './data.js';
+
+function build(data: ArrayLike<number>, bins = 2048): Histogram {
+  const h = new Histogram(bins);
+  h.update(data);
+  return h;
+}
+
+// ---- brute-force references: straightforward loops over every candidate, written
+// ---- independently of src/calibration/estimators.ts from the documented definitions.
+
+/** Magnitude histogram of a histogram whose window contains 0: slot k gets bins k and -k-1. */
+function bruteMagnitudes(h: Histogram): number[] {
+  expect(h.offset).toBeLessThanOrEqual(0);
+  expect(h.offset + h.bins).toBeGreaterThan(0);
+  const mag: number[] = [];
+  for (let i = 0; i < h.bins; i++) {
+    const bin = h.offset + i;
+    const slot = bin >= 0 ? bin : -bin - 1;
+    while (mag.length <= slot) mag.push(0);
+    mag[slot] += h.counts[i];
+  }
+  while (mag.length > 0 && mag[mag.length - 1] === 0) mag.pop();
+  return mag;
+}
+
+function klObjective(mag: number[], i: number, levels: number): number {
+  const P = mag.slice(0, i);
+  for (let k = i; k < mag.length; k++) P[i - 1] += mag[k];
+  const Q = new Array<number>(i).fill(0);
+  const per = Math.floor(i / levels);
+  for (let g = 0; g < levels; g++) {
+    const start = g * per;
+    const end = g === levels - 1 ? i : start + per;
+    let groupTotal = 0;
+    let nonzero = 0;
+    for (let k = start; k < end; k++) {
+      groupTotal += mag[k];
+      if (P[k] > 0) nonzero++;
+    }
+    for (let k = start; k < end; k++) if (P[k] > 0) Q[k] = groupTotal / nonzero;
+  }
+  let sumP = 0;
+  let sumQ = 0;
+  for (let k = 0; k < i; k++) {
+    sumP += P[k];
+    sumQ += Q[k];
+  }
+  let kl = 0;
+  for (let k = 0; k < i; k++) {
+    if (P[k] === 0) continue;
+    const p = P[k] / sumP;
+    const q = sumQ > 0 ? Q[k] / sumQ : 0;
+    kl += p * Math.log(p / Math.max(q, 1e-4)); // the documented floor on q
+  }
+  return kl;
+}
+
+function bruteEntropy(h: Histogram, levels: number): { range: Range; cut: number } {
+  const mag = bruteMagnitudes(h);
+  if (mag.length < levels) return { range: { min: h.min, max: h.max }, cut: -1 };
+  let best = -1;
+  let bestKl = Infinity;
+  for (let i = levels; i <= mag.length; i++) {
+    const kl = klObjective(mag, i, levels);
+    if (kl < bestKl) {
+      bestKl = kl;
+      best = i;
+    }
+  }
+  const T = best * h.width;
+  return { range: { min: Math.max(h.min, -T), max: Math.min(h.max, T) }, cut: best };
+}
+
+function mseObjective(h: Histogram, T: number, levels: number): number {
+  const a = Math.min(0, Math.max(h.min, -T));
+  const b = Math.max(0, Math.min(h.max, T));
+  const step = (b - a) / (levels - 1);
+  let err = 0;
+  for (let i = 0; i < h.bins; i++) {
+    const c = h.counts[i];
+    if (c === 0) continue;
+    const x = Math.min(h.max, Math.max(h.min, h.lowEdge(i) + h.width / 2));
+    if (x < a) err += c * (a - x) * (a - x);
+    else if (x > b) err += c * (x - b) * (x - b);
+    else err += (c * step * step) / 12;
+  }
+  return err;
+}
+
+function bruteMse(h: Histogram, levels: number): { range: Range; cut: number } {
+  const n = bruteMagnitudes(h).length;
+  let best = -1;
+  let bestErr = Infinity;
+  for (let t = 1; t <= n; t++) {
+    const err = mseObjective(h, t * h.width, levels);
+    if (err < bestErr) {
+      bestErr = err;
+      best = t;
+    }
+  }
+  const T = best * h.width;
+  return { range: { min: Math.max(h.min, -T), max: Math.min(h.max, T) }, cut: best };
+}
+
+/**
+ * The order statistics bracketing quantile q of sorted data. Where a tail is sparse the
+ * values of neighbouring ranks can be several bins apart, and which of them "the" quantile
+ * is depends on the convention, so an estimate is judged against the whole bracket.
+ */
+function quantileBracket(sorted: Float64Array, q: number): [number, number] {
+  const n = sorted.length;
+  return [sorted[Math.floor(q * (n - 1))], sorted[Math.min(n - 1, Math.ceil(q * n))]];
+}
+
+function expectWithinBracket(value: number, [lo, hi]: [number, number], tolerance: number): void {
+  expect(value).toBeGreaterThanOrEqual(lo - tolerance);
+  expect(value).toBeLessThanOrEqual(hi + tolerance);
+}
+
+const CASES: Array<{ name: string; data: () => ArrayLike<number>; bins: number; quantLevels: number; levels: number }> = [
+  ...Object.entries(DISTRIBUTIONS).map(([name, gen]) => ({ name, data: () => gen(41), bins: 2048, quantLevels: 128, levels: 256 })),
+  // coarse histograms and level counts that do not divide the cut: exercises the remainder group
+  { name: 'gaussian, 256 bins, 37 levels', data: () => gaussian(20_000, 42), bins: 256, quantLevels: 37, levels: 15 },
+  { name: 'laplace, 64 bins, 10 levels', data: () => laplace(20_000, 43), bins: 64, quantLevels: 10, levels: 7 },
+  { name: 'skewed uniform, 512 bins, 100 levels', data: () => uniform(20_000, 44, -0.2, 3), bins: 512, quantLevels: 100, levels: 16 },
+];
+
+describe('entropyRange and mseRange equal an exhaustive search', () => {
+  for (const c of CASES) {
+    it(c.name, () => {
+      const h = build(c.data(), c.bins);
+      const ent = bruteEntropy(h, c.quantLevels);
+      expect(ent.cut).toBeGreaterThan(0); // the search did run
+      expect(entropyRange(h, { quantLevels: c.quantLevels })).toEqual(ent.range);
+      const mse = bruteMse(h, c.levels);
+      expect(mseRange(h, { levels: c.levels })).toEqual(mse.range);
+    });
+  }
+});
+
+describe('percentileRange', () => {
+  for (const [name, gen] of Object.entries(DISTRIBUTIONS)) {
+    it(`${name}: matches sort-based quantiles within one bin width`, () => {
+      const data = gen(51);
+      const h = build(data);
+      const sorted = Float64Array.from(data).sort();
+      for (const p of [99, 99.9, 99.99, 99.999, 100]) {
+        const r = percentileRange(h, p);
+        expectWithinBracket(r.min, quantileBracket(sorted, (100 - p) / 100), h.width);
+        expectWithinBracket(r.max, quantileBracket(sorted, p / 100), h.width);
+      }
+      expect(percentileRange(h, 100)).toEqual(minMaxRange(h));
+    });
+  }
+});
+
+describe('estimator behaviour', () => {
+  const all = (h: Histogram): Record<string, Range> => ({
+    minmax: minMaxRange(h),
+    percentile: percentileRange(h),
+    entropy: entropyRange(h),
+    mse: mseRange(h),
+  });
+
+  it('heavy-tailed data: entropy and percentile clip the outliers', () => {
+    const h = build(DISTRIBUTIONS.heavyTailed(61));
+    const maxAbs = Math.max(-h.min, h.max);
+    expect(maxAbs).toBeGreaterThan(50);
+    for (const r of [entropyRange(h), percentileRange(h, 99.9)]) {
+      expect(r.max).toBeLessThan(0.2 * maxAbs);
+      expect(r.min).toBeGreaterThan(-0.2 * maxAbs);
+      expect(r.max).toBeGreaterThan(2.5); // but keep the Gaussian bulk
+      expect(r.min).toBeLessThan(-2.5);
+    }
+  });
+
+  it('heavy-tailed data: mse keeps isolated far outliers, as its objective demands', () => {
+    // 100 outliers at 50-100 sigma cost ~100 * 75^2 = 5.6e5 if clipped to the bulk, while
+    // keeping them costs 1e5 * (200/255)^2 / 12 = 5e3 of rounding error: MSE must not clip.
+    const h = build(DISTRIBUTIONS.heavyTailed(61));
+    const r = mseRange(h);
+    expect(r.max).toBeGreaterThan(0.5 * h.max);
+    expect(mseObjective(h, r.max, 256)).toBeLessThan(mseObjective(h, percentileRange(h, 99.9).max, 256));
+  });
+
+  it('long continuous tail (Laplace): every clipping estimator clips below the max', () => {
+    const h = build(DISTRIBUTIONS.laplace(62));
+    for (const [name, r] of Object.entries(all(h))) {
+      if (name === 'minmax') continue;
+      expect(r.max, name).toBeLessThan(h.max);
+      expect(r.min, name).toBeGreaterThan(h.min);
+    }
+  });
+
+  it('uniform data: every estimator stays close to the observed range', () => {
+    const h = build(DISTRIBUTIONS.uniform(63));
+    for (const [name, r] of Object.entries(all(h))) {
+      expect(r.max, name).toBeGreaterThan(0.98 * h.max);
+      expect(r.min, name).toBeLessThan(0.98 * h.min);
+    }
+  });
+
+  it('non-negative data stays non-negative', () => {
+    const h = build(DISTRIBUTIONS.reluLike(64));
+    for (const r of Object.values(all(h))) {
+      // percentile interpolates inside the bin holding the zeros: off by less than a bin
+      expect(r.min).toBeGreaterThanOrEqual(0);
+      expect(r.min).toBeLessThan(h.width);
+      expect(r.max).toBeGreaterThan(1);
+      expect(r.max).toBeLessThanOrEqual(h.max);
+    }
+  });
+
+  it('ranges lie inside the observed range and are ordered', () => {
+    for (const gen of Object.values(DISTRIBUTIONS)) {
+      const h = build(gen(65));
+      for (const r of Object.values(all(h))) {
+        expect(r.min).toBeGreaterThanOrEqual(h.min);
+        expect(r.max).toBeLessThanOrEqual(h.max);
+        expect(r.min).toBeLessThanOrEqual(r.max);
+      }
+    }
+  });
+
+  it('empty, all-zero, constant and NaN-laden input never give NaN', () => {
+    expect(all(new Histogram())).toEqual({ minmax: { min: 0, max: 0 }, percentile: { min: 0, max: 0 }, entropy: { min: 0, max: 0 }, mse: { min: 0, max: 0 } });
+    expect(Object.values(all(build(new Float32Array(100))))).toEqual(new Array(4).fill({ min: 0, max: 0 }));
+    for (const v of [3, -2.5, 1e-30]) {
+      expect(Object.values(all(build(new Float64Array(100).fill(v))))).toEqual(new Array(4).fill({ min: v, max: v }));
+    }
+    const nanny = Float64Array.from(gaussian(10_000, 66), (x, i) => (i % 7 === 0 ? NaN : i % 11 === 0 ? -Infinity : x));
+    for (const r of Object.values(all(build(nanny)))) {
+      expect(Number.isFinite(r.min) && Number.isFinite(r.max)).toBe(true);
+    }
+    // a decayed-to-almost-nothing histogram still answers
+    const faded = build(gaussian(1000, 67));
+    for (let i = 0; i < 200; i++) faded.decay(0.01);
+    for (const r of Object.values(all(faded))) expect(Number.isNaN(r.min) || Number.isNaN(r.max)).toBe(false);
+  });
+
+  it('a single huge outlier: entropy and percentile clip it, at the resolution it leaves', () => {
+    const data = new Float32Array(gaussian(100_000, 68));
+    data[123] = 1e6;
+    const h = build(data);
+    // One value sets the bin width for everything (512 here): the Gaussian bulk now sits in
+    // two bins, so no estimator can do better than one bin of resolution.
+    expect(h.width).toBe(512);
+    expect(entropyRange(h).max).toBeLessThan(0.1 * h.max);
+    const sorted = Float64Array.from(data).sort();
+    expectWithinBracket(percentileRange(h, 99.99).max, quantileBracket(sorted, 0.9999), h.width);
+  });
+
+  it('data far from 0 (window without 0) is handled', () => {
+    const data = uniform(20_000, 69, 1000, 1001);
+    const h = build(data);
+    expect(h.offset).toBeGreaterThan(0);
+    for (const r of Object.values(all(h))) {
+      expect(r.min).toBeGreaterThanOrEqual(1000);
+      expect(r.max).toBeLessThanOrEqual(h.max);
+    }
+    // With 0 in the quantized range the step is ~1000/255, so clipping every value to
+    // ~1000 (error < 1) is cheaper than the s^2/12 ~ 1.3 rounding error of keeping them.
+    expect(mseRange(h).max).toBeGreaterThan(999);
+    expect(percentileRange(h, 99).max).toBeCloseTo(1000.99, 2);
+  });
+
+  it('fewer magnitude slots than quantLevels: entropy returns the observed range', () => {
+    const h = build(gaussian(1000, 70), 64);
+    expect(entropyRange(h)).toEqual(minMaxRange(h));
+  });
+
+  it('2048-bin estimates are fast', () => {
+    const h = build(DISTRIBUTIONS.laplace(71));
+    const t0 = performance.now();
+    entropyRange(h);
+    mseRange(h);
+    expect(performance.now() - t0).toBeLessThan(500);
+  });
+
+  it('bad options throw OptionError', () => {
+    const h = build(gaussian(100, 72));
+    for (const p of [50, 49, 100.01, NaN, -1]) expect(() => percentileRange(h, p)).toThrow(OptionError);
+    for (const q of [1, 0, 2.5, NaN]) expect(() => entropyRange(h, { quantLevels: q })).toThrow(OptionError);
+    for (const l of [1, 0, 3.5]) expect(() => mseRange(h, { levels: l })).toThrow(OptionError);
+  });
+});
