@@ -1,6 +1,6 @@
 // A real AF_UNIX SOCK_DGRAM receiver for tests. Node cannot bind one, so a tiny python3
 // process binds the socket and prints every datagram it gets as one JSON line on stdout.
-import { spawn, spawnSync, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
 const RECEIVER = String.raw`
@@ -13,10 +13,6 @@ while True:
     data = s.recv(65536)
     print(json.dumps(data.decode('utf-8', 'replace')), flush=True)
 `;
-
-export function hasProgram(name: string): boolean {
-  return spawnSync('sh', ['-c', `command -v ${name}`], { stdio: 'ignore' }).status === 0;
-}
 
 export class DatagramReceiver {
   readonly messages: string[] = [];

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { SystemdNotifier, NotifyError, watchdogIntervalMs, type NotifyLogger } from '../../src/service/sd-notify.js';
-import { DatagramReceiver, hasProgram } from './dgram-receiver.js';
+import { DatagramReceiver } from './dgram-receiver.js';
+import { hasProgram } from './programs.js';
 
 const inCI = process.env.CI === 'true';
 const missing = ['python3', 'systemd-notify'].filter((p) => !hasProgram(p));

@@ -4,7 +4,7 @@ import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/paths.js';
-import { hasProgram } from './dgram-receiver.js';
+import { hasProgram } from './programs.js';
 
 const unitPath = join(repoRoot, 'systemd', 'calibd.service');
 const unit = readFileSync(unitPath, 'utf8');
