@@ -30,7 +30,7 @@
 //
 // Everything here fails soft: notification is advisory, and a daemon that cannot notify
 // must still serve. A missing binary is logged once and disables the notifier; any other
-// failure is logged and swallowed. Without NOTIFY_SOCKET there is no notifier at all.
+// failure is logged (repeats of the same failure only once) and swallowed. Without NOTIFY_SOCKET there is no notifier at all.
 
 import { execFile } from 'node:child_process';
 import { CalibdError } from '../common/errors.js';
@@ -87,6 +87,8 @@ export class SystemdNotifier {
   private readonly pid: number;
   /** Set once the sender binary turned out to be missing: no point spawning it again. */
   private disabled = false;
+  /** Message of the last failure, so a broken setup logs once, not every watchdog period. */
+  private lastFailure: string | null = null;
 
   constructor(socket: string, env: NodeJS.ProcessEnv = process.env, opts: SystemdNotifierOptions = {}) {
     this.socket = socket;
@@ -124,10 +126,13 @@ export class SystemdNotifier {
     if (this.disabled || assignments.length === 0) return;
     try {
       await this.send(assignments);
+      this.lastFailure = null;
     } catch (err) {
       const notifyErr = err instanceof NotifyError
         ? err
         : new NotifyError('sd_notify failed', { value: assignments, cause: err });
+      if (notifyErr.message === this.lastFailure) return;
+      this.lastFailure = notifyErr.message;
       this.logger?.warn({ err: notifyErr, code: notifyErr.code, socket: this.socket, assignments }, notifyErr.oneLine());
     }
   }
@@ -157,8 +162,9 @@ export class SystemdNotifier {
 
   private send(assignments: string[]): Promise<void> {
     // Positional VAR=VALUE arguments are understood by every systemd-notify version, unlike
-    // some of the newer flags.
-    const env = { ...this.env, NOTIFY_SOCKET: this.socket };
+    // some of the newer flags. The sender inherits the daemon's real environment; only the
+    // socket comes from the environment this notifier was built from.
+    const env = { ...process.env, NOTIFY_SOCKET: this.socket };
     return new Promise((resolve, reject) => {
       execFile(this.binary, assignments, { env, timeout: this.timeoutMs, windowsHide: true }, (err, _stdout, stderr) => {
         if (!err) {

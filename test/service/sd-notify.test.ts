@@ -74,6 +74,8 @@ real('SystemdNotifier over a real AF_UNIX datagram socket', () => {
     const logger = recordingLogger();
     const notifier = SystemdNotifier.fromEnv({ NOTIFY_SOCKET: socket }, { logger })!;
     await expect(notifier.ready()).resolves.toBeUndefined();
+    await expect(notifier.notify('WATCHDOG=1')).resolves.toBeUndefined();
+    // The same failure twice is logged once, so a dead socket does not flood the journal.
     expect(logger.calls).toHaveLength(1);
     expect((logger.calls[0]!.obj as { err: unknown }).err).toBeInstanceOf(NotifyError);
   });
