@@ -1,0 +1,1 @@
+export { readHealth, HealthError, type Health, type ReadHealthOptions, type SystemInformationLike } from './health.js';
