@@ -17,7 +17,7 @@ import { calibdConfigSchema, type CalibdConfig, type CalibdConfigInput } from '.
 export interface LoadConfigOptions {
   /** A .yaml, .yml or .json file; without one, defaults plus environment and overrides. */
   file?: string;
-  /** Usually process.env; tests pass their own. Empty values count as unset. */
+  /** Defaults to process.env. Empty values count as unset. */
   env?: Record<string, string | undefined>;
   /** Highest precedence, e.g. from command-line flags; merged key by key. */
   overrides?: CalibdConfigInput | Record<string, unknown>;
@@ -58,7 +58,7 @@ const PATH_KEYS: readonly string[][] = [
 export function loadConfig(opts: LoadConfigOptions = {}): CalibdConfig {
   const source = opts.file !== undefined ? readConfigFile(opts.file) : undefined;
   const merged: Record<string, unknown> = source ? structuredClone(source.data) : {};
-  const fromEnv = applyEnv(merged, opts.env ?? {});
+  const fromEnv = applyEnv(merged, opts.env ?? process.env);
   if (opts.overrides) deepMerge(merged, opts.overrides as Record<string, unknown>);
 
   const result = calibdConfigSchema.safeParse(merged);

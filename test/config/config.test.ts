@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { chmodSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir, hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import {
@@ -7,6 +7,9 @@ import {
 } from '../../src/config/index.js';
 import { CalibdError } from '../../src/common/index.js';
 import { repoRoot } from '../helpers/paths.js';
+
+// loadConfig reads process.env by default; the runner's own CALIBD_* must not leak in.
+for (const k of Object.keys(process.env)) if (k.startsWith('CALIBD_')) delete process.env[k];
 
 const dir = mkdtempSync(join(tmpdir(), 'calibd-config-'));
 let n = 0;
@@ -111,6 +114,14 @@ describe('files', () => {
     expect(configError(() => loadConfig({ file: p })).message).toContain('not readable');
   });
 
+  it('a path that cannot be read as a file names the file and the reason', () => {
+    const p = join(dir, 'folder.yaml');
+    mkdirSync(p);
+    const e = configError(() => loadConfig({ file: p }));
+    expect(e.message).toBe(`config file ${p} cannot be read (EISDIR)`);
+    expect(e.file).toBe(p);
+  });
+
   it('a YAML syntax error names the file and line', () => {
     const p = file('.yaml', 'threads: 1\nhttp:\n  port: 80\n  host: [unclosed\nlog:\n  level: info\n');
     const e = configError(() => loadConfig({ file: p }));
@@ -189,6 +200,16 @@ describe('environment overrides', () => {
       expect(pick(loadConfig({ file: p, env: { [name]: value } }))).toEqual(expected);
     });
   }
+
+  it('reads process.env when no env is given', () => {
+    process.env.CALIBD_THREADS = '6';
+    try {
+      expect(loadConfig().threads).toBe(6);
+      expect(loadConfig({ env: {} }).threads).toBe(1);
+    } finally {
+      delete process.env.CALIBD_THREADS;
+    }
+  });
 
   it('CALIBD_MQTT_URL=off turns MQTT off; empty variables are ignored', () => {
     const p = file('.yaml', 'mqtt:\n  url: embedded\n');
