@@ -261,7 +261,7 @@ export function issueToError(
   source: ConfigSource | undefined,
   fromEnv: Map<string, string>,
 ): ConfigError {
-  let path = issue.path.slice();
+  const path = issue.path.slice();
   let unknownKey: string | undefined;
   if (issue.code === 'unrecognized_keys') unknownKey = issue.keys[0];
   const keyPath = [...path, ...(unknownKey !== undefined ? [unknownKey] : [])].map(String).join('.');
@@ -284,9 +284,7 @@ export function issueToError(
   const envVar = fromEnv.get(keyPath) ?? fromEnv.get(String(path[0]));
   let where = '';
   let line: number | undefined;
-  if (envVar) {
-    where = '';
-  } else if (source) {
+  if (!envVar && source) {
     line = locate(source, path, unknownKey);
     where = `${source.file}${line ? `:${line}` : ''}: `;
   }
