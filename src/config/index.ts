@@ -1,0 +1,17 @@
+// Public API of the config module: the schema and its type, loading (file + environment),
+// and the run-time changes the fleet may make.
+
+export { ConfigError, type ConfigErrorOptions } from './errors.js';
+export {
+  calibdConfigSchema,
+  calibrationMethods,
+  logLevels,
+  sanitizeDeviceId,
+  type CalibdConfig,
+  type CalibdConfigInput,
+  type CalibrationMethod,
+  type LogLevel,
+} from './schema.js';
+export { loadConfig, parseConfig, envBindings, type LoadConfigOptions } from './load.js';
+export { applyRuntimeChange, runtimeTunableKeys, isRuntimeTunableKey, type RuntimeTunableKey } from './runtime.js';
+export { cronProblem, isValidCron } from './cron.js';

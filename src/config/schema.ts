@@ -1,0 +1,149 @@
+// The daemon's configuration as a zod schema: every key, its default and its constraint in
+// one place. Objects are strict so a misspelt key is an error instead of a silently ignored
+// setting. Defaults here are the ones a config file that omits a key gets; the bundled
+// config/default.yaml spells the same values out with comments.
+
+import { hostname } from 'node:os';
+import { basename, extname } from 'node:path';
+import { z } from 'zod';
+import { cronProblem } from './cron.js';
+
+const MiB = 1024 * 1024;
+
+/** Keeps a host name usable as an MQTT topic level and a file name. */
+export function sanitizeDeviceId(raw: string): string {
+  const id = raw.replace(/[^A-Za-z0-9_-]/g, '_').slice(0, 64);
+  return id.length > 0 ? id : 'calibd';
+}
+
+const DEVICE_ID = /^[A-Za-z0-9_-]{1,64}$/;
+
+const nonEmpty = z.string().min(1);
+
+export const httpSchema = z.strictObject({
+  host: nonEmpty.default('127.0.0.1'),
+  // 0 lets the OS pick a free port (tests, ad-hoc runs).
+  port: z.int().min(0).max(65535).default(8080),
+  token: nonEmpty.optional(),
+  maxBodyBytes: z.int().min(1024).default(8 * MiB),
+});
+
+export const samplingSchema = z.strictObject({
+  oneIn: z.int().min(1).default(10),
+  maxRows: z.int().min(1).default(5000),
+  maxBytes: z.int().min(64 * 1024).default(256 * MiB),
+  maxAgeHours: z.number().positive().default(168),
+});
+
+export const calibrationMethods = ['minmax', 'percentile', 'entropy', 'mse'] as const;
+
+const cronSchema = z
+  .string()
+  .superRefine((expr, ctx) => {
+    const problem = cronProblem(expr);
+    if (problem) ctx.addIssue({ code: 'custom', message: `is not a cron expression: ${problem}` });
+  })
+  .nullable();
+
+export const recalibrationSchema = z.strictObject({
+  everyInferences: z.int().min(0).default(2000),
+  cron: cronSchema.default(null),
+  method: z.enum(calibrationMethods).default('percentile'),
+  perChannel: z.boolean().default(true),
+  minSamples: z.int().min(1).default(100),
+  validationSlice: z.int().min(1).default(200),
+  gateMargin: z.number().min(0).max(100).default(0),
+  driftThreshold: z.number().positive().default(0.2),
+  forgetting: z.number().gt(0).max(1).default(0.98),
+});
+
+const inputRangeSchema = z
+  .strictObject({
+    min: z.number().default(0),
+    max: z.number().default(1),
+  })
+  .superRefine((r, ctx) => {
+    if (r.min >= r.max) {
+      ctx.addIssue({ code: 'custom', path: ['max'], input: r.max, message: `must be above inputRange.min (${r.min})` });
+    }
+  });
+
+const mqttUrl = z
+  .string()
+  .refine((u) => u === 'embedded' || /^(mqtts?|wss?):\/\/[^\s/]+/.test(u), {
+    message: "must be 'embedded' or a broker URL starting with mqtt://, mqtts://, ws:// or wss://",
+  });
+
+// A topic level prefix: no wildcards, no empty levels, no leading or trailing '/'.
+const baseTopic = z
+  .string()
+  .regex(/^[^/#+\s]+(\/[^/#+\s]+)*$/, { message: "must be topic levels separated by '/', without '+', '#' or spaces" });
+
+export const mqttSchema = z
+  .strictObject({
+    url: mqttUrl.default('embedded'),
+    baseTopic: baseTopic.default('calibd'),
+    protocolVersion: z.literal([5, 4]).default(5),
+    username: nonEmpty.optional(),
+    passwordFile: nonEmpty.optional(),
+    ca: nonEmpty.optional(),
+    cert: nonEmpty.optional(),
+    key: nonEmpty.optional(),
+    keepalive: z.int().min(0).max(65535).default(30),
+    metricsIntervalSec: z.int().min(1).default(30),
+    queueMax: z.int().min(0).default(1000),
+  })
+  .superRefine((m, ctx) => {
+    // A client certificate without its key (or the reverse) fails only at connect time.
+    if (m.cert !== undefined && m.key === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['key'], message: 'is required when mqtt.cert is set' });
+    } else if (m.key !== undefined && m.cert === undefined) {
+      ctx.addIssue({ code: 'custom', path: ['cert'], message: 'is required when mqtt.key is set' });
+    }
+  });
+
+export const logLevels = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
+
+const logSchema = z.strictObject({
+  level: z.enum(logLevels).default('info'),
+});
+
+export const calibdConfigSchema = z
+  .strictObject({
+    model: nonEmpty
+      .refine((p) => extname(p).toLowerCase() === '.onnx', { message: 'must be a path to an .onnx file' })
+      .default('models/mnist-cnn.onnx'),
+    modelName: nonEmpty.optional(),
+    deviceId: z
+      .string()
+      .regex(DEVICE_ID, { message: "must be 1-64 characters from A-Z, a-z, 0-9, '_' and '-'" })
+      .default(() => sanitizeDeviceId(hostname())),
+    http: httpSchema.prefault({}),
+    stateDir: nonEmpty.default('./var'),
+    threads: z.int().min(1).max(256).default(1),
+    sampling: samplingSchema.prefault({}),
+    recalibration: recalibrationSchema.prefault({}),
+    firstBoot: z.enum(['datafree', 'fp32']).default('datafree'),
+    inputRange: inputRangeSchema.prefault({}),
+    // Off unless configured: a config that never mentions MQTT should not start a broker.
+    mqtt: mqttSchema.nullable().default(null),
+    log: logSchema.prefault({}),
+  })
+  .superRefine((c, ctx) => {
+    // A buffer that can never hold minSamples rows would never recalibrate.
+    if (c.recalibration.minSamples > c.sampling.maxRows) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['recalibration', 'minSamples'],
+        input: c.recalibration.minSamples,
+        message: `must not exceed sampling.maxRows (${c.sampling.maxRows})`,
+      });
+    }
+  })
+  .transform((c) => ({ ...c, modelName: c.modelName ?? basename(c.model, extname(c.model)) }));
+
+export type CalibdConfig = z.output<typeof calibdConfigSchema>;
+/** What a file, the environment or a caller may supply: every key optional. */
+export type CalibdConfigInput = z.input<typeof calibdConfigSchema>;
+export type CalibrationMethod = (typeof calibrationMethods)[number];
+export type LogLevel = (typeof logLevels)[number];
