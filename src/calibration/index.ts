@@ -1,5 +1,5 @@
-// Public API of calibration: statistic collectors and range estimators (pure math on typed
-// arrays). One export line per module, so later modules add a line without touching others.
+// Calibration: statistic collectors and range estimators (pure math on typed arrays),
+// data-free ranges, calibrate() (samples → INT8 model) and the FP32 comparison.
 
 export { Histogram, type HistogramJSON } from './histogram.js';
 export { MinMaxObserver, MovingAverageMinMaxObserver, type MinMaxJSON } from './minmax.js';
@@ -8,3 +8,10 @@ export {
   createCollector, collectorFromJSON, CollectorSet, RANGE_METHODS,
   type RangeMethod, type CollectorOptions, type TensorCollector,
 } from './collector.js';
+export {
+  Calibrator, calibrate, CALIBRATION_METHODS,
+  type CalibrateOptions, type CalibrationMethod, type CalibrationResult,
+} from './calibrate.js';
+export { batchNormRanges, probeSource, inputSampleShapes, type DataFreeOptions } from './datafree.js';
+export { arraySource, toFeeds, dropNonFinite, type Batch, type FloatBatch, type SampleSource } from './samples.js';
+export { compareModels, argmaxRows, SqnrAccumulator, type Comparison, type ComparisonOptions } from './evaluate.js';

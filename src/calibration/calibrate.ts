@@ -1,0 +1,198 @@
+// calibrate(): FP32 model + samples → INT8 QDQ model with its calibration record.
+//
+//   prepare (ORT 'basic' pass) → plan Q/DQ placement → activation tap streams batches into
+//   per-tensor collectors → ranges → QDQ rewrite → profile in metadata_props.
+//
+// `Calibrator` keeps the prepared model, plan, tap and collectors alive so the daemon can
+// feed samples incrementally and build candidates whenever it likes.
+
+import { OptionError, calibdVersion } from '../common/index.js';
+import { GraphIndex, serializeModel, type ModelProto } from '../onnx/index.js';
+import {
+  PROFILE_FORMAT, planQuantization, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
+  type CalibrationProfile, type QuantizationPlan, type QuantizeOptions, type Range, type TensorCalibration,
+} from '../quant/index.js';
+import { ActivationTap, optimizeBasic, type ort } from '../runtime/index.js';
+import { CollectorSet, type CollectorOptions, type RangeMethod } from './collector.js';
+import { batchNormRanges, probeSource, type DataFreeOptions } from './datafree.js';
+import { dropNonFinite, toFeeds, type Batch, type SampleSource } from './samples.js';
+
+export type CalibrationMethod = RangeMethod | 'datafree';
+export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse', 'datafree'];
+
+export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, DataFreeOptions {
+  method: CalibrationMethod;
+  /** Samples per tap run (default 32). */
+  batchSize?: number;
+  /** ORT intra-op threads for the tap (default 1). */
+  threads?: number;
+  onProgress?: (done: number, total: number) => void;
+}
+
+export interface CalibrationResult {
+  model: ModelProto;
+  profile: CalibrationProfile;
+  plan: QuantizationPlan;
+  ranges: Map<string, Range>;
+}
+
+export class Calibrator {
+  private collectors: CollectorSet;
+  private observed = 0;
+  private rejected = 0;
+
+  private constructor(
+    readonly source: ModelProto,
+    readonly prepared: ModelProto,
+    readonly plan: QuantizationPlan,
+    readonly tap: ActivationTap,
+    readonly options: CalibrateOptions,
+    private readonly sourceSha: string,
+  ) {
+    this.collectors = new CollectorSet(collectorMethod(options.method), options);
+  }
+
+  static async create(fp32: ModelProto, options: CalibrateOptions): Promise<Calibrator> {
+    if (!CALIBRATION_METHODS.includes(options.method)) {
+      throw new OptionError(`unknown calibration method '${options.method}'`, {
+        value: options.method,
+        hint: `use one of ${CALIBRATION_METHODS.join(', ')}`,
+      });
+    }
+    const prepared = await optimizeBasic(fp32);
+    const plan = planQuantization(prepared, options);
+    const tap = await ActivationTap.create(prepared, tensorsToCalibrate(plan), { threads: options.threads ?? 1 });
+    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)));
+  }
+
+  /** Tensors whose ranges are measured. */
+  get tensors(): string[] {
+    return this.tap.tensors;
+  }
+
+  get sampleCount(): number {
+    return this.observed;
+  }
+
+  /** Streams one batch through the tap into the collectors; returns the FP32 outputs. */
+  async observe(batch: Batch): Promise<Map<string, ort.Tensor> | null> {
+    const { batch: clean, dropped } = dropNonFinite(batch);
+    this.rejected += dropped;
+    if (!clean) return null;
+    const { tensors, outputs } = await this.tap.run(toFeeds(clean));
+    for (const [name, data] of tensors) this.collectors.update(name, data);
+    this.observed += clean[Object.keys(clean)[0]].dims[0];
+    return outputs;
+  }
+
+  async observeAll(source: SampleSource, onProgress?: (done: number, total: number) => void): Promise<void> {
+    let done = 0;
+    for await (const batch of source.batches(this.options.batchSize ?? 32)) {
+      await this.observe(batch);
+      done += batch[Object.keys(batch)[0]].dims[0];
+      onProgress?.(done, source.count);
+    }
+  }
+
+  /** Forgets old statistics by a factor, so ranges follow drifting inputs. */
+  decay(factor: number): void {
+    this.collectors.decay(factor);
+  }
+
+  /** Replaces the statistics (e.g. with ones restored from disk). */
+  reset(): void {
+    this.collectors = new CollectorSet(collectorMethod(this.options.method), this.options);
+    this.observed = 0;
+    this.rejected = 0;
+  }
+
+  ranges(): Map<string, Range> {
+    return this.collectors.ranges();
+  }
+
+  /** Builds the INT8 model from the current statistics (or from given ranges). */
+  build(ranges: Map<string, Range> = this.ranges(), extra: Partial<CalibrationProfile> = {}): CalibrationResult {
+    const missing = tensorsToCalibrate(this.plan).filter((t) => !ranges.has(t));
+    if (missing.length > 0) {
+      throw new OptionError(`no statistics for ${missing.length} tensors (e.g. '${missing[0]}')`, {
+        value: missing,
+        hint: 'observe at least one sample before building a calibration',
+      });
+    }
+    const { model, params } = quantizeModel(this.prepared, this.plan, new Map(ranges), this.options);
+    const tensors: Record<string, TensorCalibration> = {};
+    for (const [name, p] of params) {
+      tensors[name] = { min: p.range.min, max: p.range.max, scale: p.scale, zeroPoint: p.zeroPoint, type: p.type };
+    }
+    const o = this.options;
+    const profile: CalibrationProfile = {
+      format: PROFILE_FORMAT,
+      calibdVersion: calibdVersion(),
+      createdAt: new Date().toISOString(),
+      sourceModelSha256: this.sourceSha,
+      method: o.method,
+      options: {
+        perChannel: o.perChannel ?? true,
+        symmetricActivations: o.symmetricActivations ?? false,
+        reduceRange: o.reduceRange ?? false,
+        exclude: o.exclude ?? [],
+        ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
+        ...(o.method === 'entropy' ? { quantLevels: o.quantLevels ?? 128 } : {}),
+        ...(o.method !== 'minmax' ? { bins: o.bins ?? 2048 } : {}),
+        ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64 } : {}),
+      },
+      sampleCount: this.observed,
+      rejectedSamples: this.rejected,
+      qdqDomain: this.plan.qdqDomain || 'ai.onnx',
+      quantizedNodes: this.plan.nodes.length,
+      excludedNodes: o.exclude ?? [],
+      tensors,
+      ...extra,
+    };
+    writeProfile(model, profile);
+    return { model, profile, plan: this.plan, ranges };
+  }
+
+  async release(): Promise<void> {
+    await this.tap.release();
+  }
+}
+
+function collectorMethod(method: CalibrationMethod): RangeMethod {
+  return method === 'datafree' ? 'minmax' : method;
+}
+
+/** One-shot calibration. `source` may be null only for the data-free method. */
+export async function calibrate(fp32: ModelProto, source: SampleSource | null, options: CalibrateOptions): Promise<CalibrationResult> {
+  const calibrator = await Calibrator.create(fp32, options);
+  try {
+    if (options.method === 'datafree') {
+      await calibrator.observeAll(probeSource(calibrator.prepared, options), options.onProgress);
+      const ranges = calibrator.ranges();
+      // BN statistics beat synthetic probes wherever they exist; inputs follow the contract.
+      for (const [t, r] of batchNormRanges(fp32, options.bnSigmas ?? 4)) if (ranges.has(t)) ranges.set(t, r);
+      const inputRange = options.inputRange ?? { min: 0, max: 1 };
+      for (const t of new GraphIndex(calibrator.prepared.graph!).graphInputs) if (ranges.has(t)) ranges.set(t, inputRange);
+      const result = calibrator.build(ranges);
+      // Probes are not data: record that no real sample was used.
+      result.profile.sampleCount = 0;
+      writeProfile(result.model, result.profile);
+      return result;
+    }
+    if (!source || source.count === 0) {
+      throw new OptionError(`method '${options.method}' needs samples`, {
+        value: options.method,
+        hint: 'pass sample data, or use --method datafree',
+      });
+    }
+    await calibrator.observeAll(source, options.onProgress);
+    if (calibrator.sampleCount === 0) {
+      throw new OptionError('every sample held NaN or Infinity; nothing to calibrate from', {
+        hint: 'check the sample data',
+      });
+    }
+    return calibrator.build();
+  } finally {
+    await calibrator.release();
+  }
+}

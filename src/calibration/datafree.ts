@@ -1,0 +1,155 @@
+// Data-free ranges: a usable INT8 calibration before any real sample exists.
+//  - Where a BatchNormalization feeds a tensor, its output per channel is roughly
+//    N(β, γ²) on the data the model was trained on, so β ± k·|γ| bounds it (then clamped by
+//    a following Relu/Clip).
+//  - Everything else comes from synthetic probes drawn inside the input contract (e.g.
+//    pixels in [0, 1]) and run through the FP32 model.
+
+import { OptionError } from '../common/index.js';
+import { GraphIndex, attrFloat, constantValues, onnxOpset, type ModelProto, type NodeProto } from '../onnx/index.js';
+import type { Range } from '../quant/index.js';
+import type { Batch, SampleSource } from './samples.js';
+
+export interface DataFreeOptions {
+  /** Width of the BN range in standard deviations (default 4). */
+  bnSigmas?: number;
+  /** Bounds of every input value, the model's input contract (default [0, 1]). */
+  inputRange?: Range;
+  /** Number of synthetic probe samples (default 64). */
+  probes?: number;
+  seed?: number;
+}
+
+/**
+ * Ranges implied by BatchNormalization statistics in the *original* model (before BN is
+ * folded into Conv): for the BN output, and for a sole Relu/Clip after it.
+ */
+export function batchNormRanges(model: ModelProto, bnSigmas = 4): Map<string, Range> {
+  const index = new GraphIndex(model.graph!);
+  const ranges = new Map<string, Range>();
+  for (const node of model.graph!.node) {
+    if (node.opType !== 'BatchNormalization') continue;
+    const gamma = constantValues(index, node.input[1]);
+    const beta = constantValues(index, node.input[2]);
+    if (!gamma || !beta) continue;
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (let c = 0; c < gamma.length; c++) {
+      lo = Math.min(lo, beta[c] - bnSigmas * Math.abs(gamma[c]));
+      hi = Math.max(hi, beta[c] + bnSigmas * Math.abs(gamma[c]));
+    }
+    const y = node.output[0];
+    ranges.set(y, { min: lo, max: hi });
+    const users = index.consumersOf(y);
+    if (users.length === 1) {
+      const clamp = activationClamp(users[0], index, onnxOpset(model));
+      if (clamp) ranges.set(users[0].output[0], { min: Math.max(lo, clamp.min), max: Math.min(hi, clamp.max) });
+    }
+  }
+  return ranges;
+}
+
+function activationClamp(node: NodeProto, index: GraphIndex, opset: number): Range | undefined {
+  if (node.opType === 'Relu') return { min: 0, max: Infinity };
+  if (node.opType === 'Clip') {
+    if (opset < 11) return { min: attrFloat(node, 'min', -Infinity), max: attrFloat(node, 'max', Infinity) };
+    const lo = node.input[1] ? constantValues(index, node.input[1])?.[0] : undefined;
+    const hi = node.input[2] ? constantValues(index, node.input[2])?.[0] : undefined;
+    return { min: lo ?? -Infinity, max: hi ?? Infinity };
+  }
+  return undefined;
+}
+
+/** Static per-sample shape of each graph input (the batch axis excluded). */
+export function inputSampleShapes(model: ModelProto): Map<string, number[]> {
+  const index = new GraphIndex(model.graph!);
+  const shapes = new Map<string, number[]>();
+  for (const input of model.graph!.input) {
+    if (!index.graphInputs.includes(input.name)) continue;
+    const type = input.type?.value;
+    const dims = type?.case === 'tensorType' ? type.value.shape?.dim ?? [] : [];
+    const sample = dims.slice(1).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : NaN));
+    if (sample.length === 0 || sample.some((d) => !Number.isFinite(d) || d <= 0)) {
+      throw new OptionError(`input '${input.name}' has no static shape, which data-free probes need`, {
+        value: input.name,
+        hint: 'calibrate from samples (--data) instead of --method datafree',
+      });
+    }
+    shapes.set(input.name, sample);
+  }
+  return shapes;
+}
+
+/**
+ * Synthetic probes inside the input contract. Images get a mix of flat noise, smooth
+ * blobs and sparse strokes, which reach activation ranges closer to real scenes than
+ * noise alone; other inputs get uniform noise.
+ */
+export function probeSource(model: ModelProto, opts: DataFreeOptions = {}): SampleSource {
+  const shapes = inputSampleShapes(model);
+  const count = opts.probes ?? 64;
+  const { min, max } = opts.inputRange ?? { min: 0, max: 1 };
+  let seed = opts.seed ?? 12345;
+  const rand = () => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = seed;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const makeSample = (shape: number[], k: number, out: Float32Array) => {
+    const isImage = shape.length === 3;
+    const kind = isImage ? k % 3 : 0;
+    const [c, h, w] = isImage ? shape : [1, 1, out.length];
+    if (kind === 0) {
+      for (let i = 0; i < out.length; i++) out[i] = rand();
+    } else if (kind === 1) {
+      out.fill(0);
+      const blobs = 1 + Math.floor(rand() * 4);
+      for (let b = 0; b < blobs; b++) {
+        const cy = rand() * h, cx = rand() * w, r = (0.1 + rand() * 0.3) * Math.min(h, w), a = rand();
+        for (let ch = 0; ch < c; ch++)
+          for (let y = 0; y < h; y++)
+            for (let x = 0; x < w; x++) out[ch * h * w + y * w + x] += a * Math.exp(-((y - cy) ** 2 + (x - cx) ** 2) / (2 * r * r));
+      }
+      for (let i = 0; i < out.length; i++) out[i] = Math.min(1, out[i]);
+    } else {
+      out.fill(0);
+      const strokes = 1 + Math.floor(rand() * 3);
+      for (let s = 0; s < strokes; s++) {
+        let y = rand() * h, x = rand() * w;
+        const steps = Math.floor(Math.min(h, w) * (0.5 + rand()));
+        let dir = rand() * 2 * Math.PI;
+        for (let t = 0; t < steps; t++) {
+          dir += (rand() - 0.5) * 0.8;
+          y = Math.min(h - 1, Math.max(0, y + Math.sin(dir)));
+          x = Math.min(w - 1, Math.max(0, x + Math.cos(dir)));
+          for (let dy = -1; dy <= 1; dy++)
+            for (let dx = -1; dx <= 1; dx++) {
+              const yy = Math.round(y) + dy, xx = Math.round(x) + dx;
+              if (yy < 0 || yy >= h || xx < 0 || xx >= w) continue;
+              const v = dy === 0 && dx === 0 ? 1 : 0.5;
+              for (let ch = 0; ch < c; ch++) out[ch * h * w + yy * w + xx] = Math.max(out[ch * h * w + yy * w + xx], v);
+            }
+        }
+      }
+    }
+    for (let i = 0; i < out.length; i++) out[i] = min + out[i] * (max - min);
+  };
+  return {
+    count,
+    async *batches(batchSize: number) {
+      for (let start = 0; start < count; start += batchSize) {
+        const n = Math.min(batchSize, count - start);
+        const batch: Batch = {};
+        for (const [name, shape] of shapes) {
+          const per = shape.reduce((a, b) => a * b, 1);
+          const data = new Float32Array(n * per);
+          for (let i = 0; i < n; i++) makeSample(shape, start + i, data.subarray(i * per, (i + 1) * per));
+          batch[name] = { data, dims: [n, ...shape] };
+        }
+        yield batch;
+      }
+    },
+  };
+}

@@ -1,0 +1,160 @@
+// How far an INT8 model is from its FP32 reference on the same inputs: top-1 agreement,
+// output SQNR, accuracy against labels, and per-tensor SQNR to find the worst layers.
+// The daemon's validation gate and `calibd eval` both use it.
+
+import { DataError } from '../common/index.js';
+import { GraphIndex, cloneModel, DataType, valueInfo, type ModelProto } from '../onnx/index.js';
+import { createSession, type ort } from '../runtime/index.js';
+import { toFeeds, type SampleSource } from './samples.js';
+
+export interface ComparisonOptions {
+  /** Output to compare (default: the first). */
+  output?: string;
+  /** Integer class labels, one per sample in source order. */
+  labels?: ArrayLike<number>;
+  /** Also measure every quantized tensor's SQNR (slower: taps both models). */
+  perTensor?: boolean;
+  batchSize?: number;
+  threads?: number;
+}
+
+export interface Comparison {
+  samples: number;
+  /** Share of samples (rows of the output's last axis) where the argmax agrees. */
+  agreement: number;
+  /** 10·log10(signal energy / error energy) of the compared output. */
+  sqnrDb: number;
+  accuracyFp32?: number;
+  accuracyInt8?: number;
+  /** Worst tensors first. */
+  tensors?: { name: string; sqnrDb: number }[];
+}
+
+/** Running SQNR: energy of the reference and of the difference. */
+export class SqnrAccumulator {
+  signal = 0;
+  noise = 0;
+  add(ref: ArrayLike<number>, test: ArrayLike<number>): void {
+    for (let i = 0; i < ref.length; i++) {
+      const d = ref[i] - test[i];
+      this.signal += ref[i] * ref[i];
+      this.noise += d * d;
+    }
+  }
+  get db(): number {
+    if (this.noise === 0) return Infinity;
+    if (this.signal === 0) return -Infinity;
+    return 10 * Math.log10(this.signal / this.noise);
+  }
+}
+
+/** argmax along the last axis, one per row. */
+export function argmaxRows(data: ArrayLike<number>, rowLength: number): Int32Array {
+  const rows = Math.floor(data.length / rowLength);
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    let bestV = -Infinity;
+    for (let c = 0; c < rowLength; c++) {
+      const v = data[r * rowLength + c];
+      if (v > bestV) {
+        bestV = v;
+        best = c;
+      }
+    }
+    out[r] = best;
+  }
+  return out;
+}
+
+function withOutputs(model: ModelProto, names: string[]): ModelProto {
+  const copy = cloneModel(model);
+  const g = copy.graph!;
+  const have = new Set([...g.output.map((o) => o.name), ...g.input.map((i) => i.name)]);
+  for (const n of names) if (!have.has(n)) g.output.push(valueInfo(n, DataType.FLOAT));
+  return copy;
+}
+
+/**
+ * Runs both models over the source. `int8Tensors` maps an FP32 tensor name to its
+ * counterpart in the INT8 graph (its dequantized copy) for per-tensor SQNR.
+ */
+export async function compareModels(
+  fp32: ModelProto,
+  int8: ModelProto,
+  source: SampleSource,
+  opts: ComparisonOptions & { int8Tensors?: Map<string, string> } = {},
+): Promise<Comparison> {
+  const output = opts.output ?? fp32.graph!.output[0].name;
+  if (!int8.graph!.output.some((o) => o.name === output)) {
+    throw new DataError(`the INT8 model has no output '${output}'`, {
+      value: output,
+      hint: 'compare an INT8 model with the FP32 model it was calibrated from',
+    });
+  }
+  const pairs = opts.perTensor && opts.int8Tensors ? [...opts.int8Tensors] : [];
+  const fpIndex = new GraphIndex(fp32.graph!);
+  const tapPairs = pairs.filter(([f]) => fpIndex.producer.has(f) || fpIndex.graphInputs.includes(f));
+  const threads = opts.threads ?? 1;
+  const fpSession = await createSession(tapPairs.length ? withOutputs(fp32, tapPairs.map(([f]) => f)) : fp32, { threads }, 'FP32 model');
+  const qSession = await createSession(tapPairs.length ? withOutputs(int8, tapPairs.map(([, q]) => q)) : int8, { threads }, 'INT8 model');
+  try {
+    const out = new SqnrAccumulator();
+    const perTensor = new Map(tapPairs.map(([f]) => [f, new SqnrAccumulator()]));
+    let rows = 0;
+    let agree = 0;
+    let correctFp = 0;
+    let correctQ = 0;
+    let samples = 0;
+    for await (const batch of source.batches(opts.batchSize ?? 32)) {
+      const feeds = toFeeds(batch);
+      const a = await fpSession.run(feeds);
+      const b = await qSession.run(feeds);
+      const ra = a[output];
+      const rb = b[output];
+      const fa = ra.data as Float32Array;
+      const fb = rb.data as Float32Array;
+      out.add(fa, fb);
+      const width = ra.dims[ra.dims.length - 1] ?? 1;
+      const pa = argmaxRows(fa, width);
+      const pb = argmaxRows(fb, width);
+      const n = feeds[Object.keys(feeds)[0]].dims[0];
+      for (let r = 0; r < pa.length; r++) if (pa[r] === pb[r]) agree++;
+      rows += pa.length;
+      if (opts.labels) {
+        // Per-sample labels apply when the output has one row per sample.
+        if (pa.length === n) {
+          for (let r = 0; r < n; r++) {
+            const label = opts.labels[samples + r];
+            if (pa[r] === label) correctFp++;
+            if (pb[r] === label) correctQ++;
+          }
+        }
+      }
+      for (const [f, q] of tapPairs) {
+        const ref = (a[f] ?? feeds[f]) as ort.Tensor;
+        const test = b[q] as ort.Tensor;
+        perTensor.get(f)!.add(ref.data as Float32Array, test.data as Float32Array);
+      }
+      samples += n;
+    }
+    const result: Comparison = { samples, agreement: rows ? agree / rows : 0, sqnrDb: out.db };
+    if (opts.labels) {
+      if (opts.labels.length < samples) {
+        throw new DataError(`${opts.labels.length} labels for ${samples} samples`, {
+          value: opts.labels.length,
+          hint: 'give one label per sample',
+        });
+      }
+      result.accuracyFp32 = correctFp / samples;
+      result.accuracyInt8 = correctQ / samples;
+    }
+    if (tapPairs.length) {
+      result.tensors = [...perTensor].map(([name, acc]) => ({ name, sqnrDb: acc.db })).sort((x, y) => x.sqnrDb - y.sqnrDb);
+    }
+    return result;
+  } finally {
+    await fpSession.release();
+    await qSession.release();
+  }
+}

@@ -1,0 +1,86 @@
+// The `calibd` command. Each subcommand parses its options, calls the library and turns
+// typed errors into one line on stderr with exit code 2; nothing is written on failure.
+
+import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
+import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
+
+export async function run(argv: string[]): Promise<number> {
+  const program = new Command()
+    .name('calibd')
+    .description('On-device INT8 calibration agent for ONNX models')
+    .version(calibdVersion())
+    .exitOverride()
+    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+
+  program
+    .command('calibrate')
+    .description('calibrate an FP32 ONNX model on sample data and write an INT8 QDQ model')
+    .requiredOption('--model <file>', 'FP32 .onnx model')
+    .option('--data <dir>', 'folder or .npy file of float32 samples; NAME=DIR once per input for several', collect, [])
+    .addOption(new Option('--method <method>', 'range estimator').choices(['minmax', 'percentile', 'entropy', 'mse', 'datafree']).default('percentile'))
+    .option('--per-channel', 'one weight scale per output channel (the default)')
+    .option('--per-tensor', 'one weight scale per weight tensor')
+    .option('--samples <n>', 'use at most N samples', positiveInt)
+    .option('--exclude <names...>', 'node names or op types to keep in FP32')
+    .option('--symmetric-activations', 'int8 symmetric activations instead of uint8 asymmetric')
+    .option('--reduce-range', '7-bit quantization (CPUs without VNNI)')
+    .option('--percentile <p>', 'percentile for --method percentile (default 99.999)', parseFloat)
+    .option('--bins <n>', 'histogram bins (default 2048)', positiveInt)
+    .option('--input-range <min,max>', 'input contract for --method datafree (default 0,1)')
+    .option('--batch-size <n>', 'samples per forward pass (default 32)', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)
+    .requiredOption('--out <file>', 'INT8 .onnx to write')
+    .action(async (o) => {
+      await calibrateCommand(o);
+    });
+
+  program
+    .command('eval')
+    .description('compare an INT8 model with its FP32 reference: agreement, SQNR, accuracy, worst tensors')
+    .requiredOption('--fp32 <file>', 'FP32 .onnx model')
+    .requiredOption('--int8 <file>', 'INT8 .onnx model')
+    .option('--data <dir>', 'folder or .npy file of float32 samples; NAME=DIR once per input', collect, [])
+    .option('--labels <file>', 'integer class labels (.npy), one per sample')
+    .option('--samples <n>', 'use at most N samples', positiveInt)
+    .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)
+    .option('--json', 'print JSON')
+    .action(async (o) => {
+      await evalCommand(o);
+    });
+
+  program
+    .command('inspect')
+    .description('show the calibration stored in an INT8 model')
+    .argument('<model>', '.onnx model')
+    .option('--json', 'print JSON')
+    .action(async (model, o) => {
+      await inspectCommand(model, o);
+    });
+
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return 0;
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      // Help and version exit 0; usage errors were already printed by commander.
+      return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof CalibdError) {
+      process.stderr.write(`calibd: ${errorMessage(err)}\n`);
+      return 2;
+    }
+    process.stderr.write(`calibd: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
+    return 1;
+  }
+}
+
+function collect(value: string, previous: string[]): string[] {
+  return [...previous, value];
+}
+
+function positiveInt(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`'${value}' is not a positive integer`);
+  return n;
+}
