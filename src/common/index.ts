@@ -1,2 +1,3 @@
 export { CalibdError, ModelError, DataError, OptionError, errorMessage } from './errors.js';
 export { writeFileAtomic } from './atomic-file.js';
+export { readNpy, parseNpy, writeNpy, encodeNpy, type NpyArray, type NpyData, type NpyDtype, type EncodeNpyOptions } from './npy.js';
