@@ -88,6 +88,8 @@ class Buffers {
   readonly xhat2: Float32Array;
   readonly pool2: Float32Array;
   readonly arg2: Int32Array;
+  /** Dropout multipliers on the flattened features (0 or 1/(1 − p)); training only. */
+  readonly keep: Float32Array;
   readonly fc1: Float32Array; // after ReLU
   readonly logits: Float32Array;
   // Gradients.
@@ -112,6 +114,7 @@ class Buffers {
     this.xhat2 = new Float32Array(this.conv2.length);
     this.pool2 = new Float32Array(b * FLAT);
     this.arg2 = new Int32Array(this.pool2.length);
+    this.keep = new Float32Array(this.pool2.length);
     this.fc1 = new Float32Array(b * HIDDEN);
     this.logits = new Float32Array(b * CLASSES);
     this.dLogits = new Float32Array(this.logits.length);
@@ -134,8 +137,15 @@ export class TinyCnn {
   readonly fc2b: Param;
   private buffers: Buffers | undefined;
   private adamStep = 0;
+  private dropoutActive = false;
+  private readonly dropoutRand: () => number;
 
-  constructor(seed: number) {
+  /**
+   * @param dropout rate of inverted dropout on the flattened features before fc1, in
+   *   training only; the exported graph has no Dropout node (it is the identity at inference).
+   */
+  constructor(seed: number, readonly dropout = 0) {
+    this.dropoutRand = mulberry32(seed ^ 0x5eed);
     const randn = gaussian(mulberry32(seed));
     const he = (fanIn: number) => () => randn() * Math.sqrt(2 / fanIn);
     this.conv1 = param('conv1.weight', [C1, 1, 3, 3], he(9));
@@ -170,6 +180,14 @@ export class TinyCnn {
     conv3x3(buf.pool1, batch, C1, H2, this.conv2.value, C2, buf.conv2);
     batchNormRelu(buf.conv2, batch, C2, H2 * H2, this.bn2, training, buf.xhat2, buf.invStd2, buf.bn2);
     maxPool2(buf.bn2, batch * C2, H2, buf.pool2, buf.arg2);
+    this.dropoutActive = training && this.dropout > 0;
+    if (this.dropoutActive) {
+      const scale = 1 / (1 - this.dropout);
+      for (let i = 0; i < buf.pool2.length; i++) {
+        buf.keep[i] = this.dropoutRand() < this.dropout ? 0 : scale;
+        buf.pool2[i] *= buf.keep[i];
+      }
+    }
     dense(buf.pool2, batch, FLAT, this.fc1w.value, this.fc1b.value, HIDDEN, buf.fc1, true);
     dense(buf.fc1, batch, HIDDEN, this.fc2w.value, this.fc2b.value, CLASSES, buf.logits, false);
     return buf.logits;
@@ -200,6 +218,7 @@ export class TinyCnn {
     denseBackward(buf.fc1, batch, HIDDEN, this.fc2w, this.fc2b, CLASSES, buf.dLogits, buf.dFc1);
     for (let i = 0; i < buf.fc1.length; i++) if (buf.fc1[i] <= 0) buf.dFc1[i] = 0;
     denseBackward(buf.pool2, batch, FLAT, this.fc1w, this.fc1b, HIDDEN, buf.dFc1, buf.dPool2);
+    if (this.dropoutActive) for (let i = 0; i < buf.dPool2.length; i++) buf.dPool2[i] *= buf.keep[i];
     maxPool2Backward(buf.dPool2, buf.arg2, buf.dBn2);
     batchNormReluBackward(buf.dBn2, buf.bn2, buf.xhat2, buf.invStd2, batch, C2, H2 * H2, this.bn2);
     // dBn2 now holds the gradient at the conv2 output.
@@ -210,18 +229,22 @@ export class TinyCnn {
     return loss / batch;
   }
 
-  /** One Adam step over every parameter. */
-  adam(lr: number, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
+  /**
+   * One Adam step over every parameter, with decoupled weight decay (AdamW) on the conv and
+   * fully connected weights only, never on biases or BN parameters.
+   */
+  adam(lr: number, weightDecay = 0, beta1 = 0.9, beta2 = 0.999, eps = 1e-8): void {
     this.adamStep++;
     const c1 = 1 - beta1 ** this.adamStep;
     const c2 = 1 - beta2 ** this.adamStep;
     for (const p of this.params()) {
       const { value, grad, m, v } = p;
+      const decay = p.name.endsWith('.weight') ? 1 - lr * weightDecay : 1;
       for (let i = 0; i < value.length; i++) {
         const g = grad[i];
         m[i] = beta1 * m[i] + (1 - beta1) * g;
         v[i] = beta2 * v[i] + (1 - beta2) * g * g;
-        value[i] -= (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
+        value[i] = value[i] * decay - (lr * (m[i] / c1)) / (Math.sqrt(v[i] / c2) + eps);
       }
     }
   }
