@@ -141,6 +141,10 @@ export function entropyRange(hist: Histogram, { quantLevels = 128 }: EntropyOpti
   if (used === null) return observed(hist);
   const g = zeroAnchoredGrid(hist, used.first, used.last);
   const m = magnitudes(g);
+  // Exact zeros (a Relu output is often mostly zeros) quantize exactly under any threshold,
+  // so they say nothing about where to clip. Left in, their spike in slot 0 dominates both
+  // distributions and drives the search to its smallest cut, clipping most real values.
+  m[0] = Math.max(0, m[0] - hist.zeros);
   if (m.length < quantLevels) return observed(hist);
   return clipTo(hist, bestKlCut(m, quantLevels) * g.width);
 }

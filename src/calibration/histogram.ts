@@ -39,6 +39,8 @@ export interface HistogramJSON {
   total: number;
   seen: number;
   nonFinite: number;
+  /** Weighted count of exact zeros (absent in older records: 0). */
+  zeros?: number;
 }
 
 function pow2(e: number): number {
@@ -83,6 +85,8 @@ export class Histogram {
   private _total = 0;
   private _seen = 0;
   private _nonFinite = 0;
+  /** Weight of values exactly 0 (Relu's floor): they quantize exactly whatever the range. */
+  private _zeros = 0;
 
   constructor(bins = 2048) {
     if (!Number.isInteger(bins) || bins < 16 || bins > MAX_BINS) {
@@ -118,6 +122,10 @@ export class Histogram {
   /** NaN and ±Infinity values skipped. */
   get nonFinite(): number {
     return this._nonFinite;
+  }
+  /** Weighted count of values exactly 0 (they also sit in the bin holding 0). */
+  get zeros(): number {
+    return this._zeros;
   }
   /** log2 of the bin width; 0 while only zeros have been seen. */
   get exp(): number {
@@ -156,10 +164,12 @@ export class Histogram {
     let lo = Infinity;
     let hi = -Infinity;
     let finite = 0;
+    let zeros = 0;
     for (let i = 0; i < n; i++) {
       const x = data[i];
       if (x - x !== 0) continue; // NaN and ±Infinity
       finite++;
+      if (x === 0) zeros++;
       if (x < lo) lo = x;
       if (x > hi) hi = x;
     }
@@ -192,6 +202,7 @@ export class Histogram {
     }
     this._total += finite;
     this._seen += finite;
+    this._zeros += zeros;
   }
 
   /** Adds another histogram's counts. Exact: equals the histogram of both data sets. */
@@ -218,6 +229,7 @@ export class Histogram {
     }
     this._total += other._total;
     this._seen += other._seen;
+    this._zeros += other._zeros;
   }
 
   /**
@@ -234,6 +246,7 @@ export class Histogram {
     const c = this._counts;
     for (let i = 0; i < c.length; i++) c[i] *= factor;
     this._total *= factor;
+    this._zeros *= factor;
   }
 
   /**
@@ -275,6 +288,7 @@ export class Histogram {
     h._total = this._total;
     h._seen = this._seen;
     h._nonFinite = this._nonFinite;
+    h._zeros = this._zeros;
     return h;
   }
 
@@ -293,6 +307,7 @@ export class Histogram {
       total: this._total,
       seen: this._seen,
       nonFinite: this._nonFinite,
+      zeros: this._zeros,
     };
   }
 
@@ -337,6 +352,7 @@ export class Histogram {
     h._total = j.total as number;
     h._seen = j.seen as number;
     h._nonFinite = j.nonFinite as number;
+    h._zeros = isNum(j.zeros) ? (j.zeros as number) : 0;
     return h;
   }
 

@@ -61,6 +61,7 @@ function klObjective(mag: number[], i: number, levels: number): number {
 
 function bruteEntropy(h: Histogram, levels: number): { range: Range; cut: number } {
   const mag = bruteMagnitudes(h);
+  mag[0] -= h.zeros; // exact zeros take no part in the search (documented in estimators.ts)
   if (mag.length < levels) return { range: { min: h.min, max: h.max }, cut: -1 };
   let best = -1;
   let bestKl = Infinity;
@@ -286,5 +287,28 @@ describe('estimator behaviour', () => {
     for (const p of [50, 49, 100.01, NaN, -1]) expect(() => percentileRange(h, p)).toThrow(OptionError);
     for (const q of [1, 0, 2.5, NaN]) expect(() => entropyRange(h, { quantLevels: q })).toThrow(OptionError);
     for (const l of [1, 0, 3.5]) expect(() => mseRange(h, { levels: l })).toThrow(OptionError);
+  });
+});
+
+describe('exact zeros', () => {
+  it('are counted through update, merge, decay and JSON', () => {
+    const a = new Histogram(256);
+    a.update([0, 0, 1, 2, 0]);
+    const b = new Histogram(256);
+    b.update([0, 3]);
+    a.merge(b);
+    expect(a.zeros).toBe(4);
+    a.decay(0.5);
+    expect(a.zeros).toBe(2);
+    expect(Histogram.fromJSON(JSON.parse(JSON.stringify(a.toJSON()))).zeros).toBe(2);
+  });
+
+  it('a Relu output that is mostly zeros does not drive entropy to its smallest cut', () => {
+    // 90% exact zeros, the rest spread uniformly over (0, 6]: the right clip is near 6.
+    const data = new Float64Array(100_000);
+    for (let i = 0; i < data.length; i++) data[i] = i % 10 === 0 ? ((i / 10) % 1000) * 0.006 + 0.006 : 0;
+    const h = new Histogram(2048);
+    h.update(data);
+    expect(entropyRange(h).max).toBeGreaterThan(5);
   });
 });

@@ -1,0 +1,145 @@
+// `npm run bench`: every benchmark in one table, ratios measured side by side in one
+// process. `--json` prints machine-readable results; `--quick` runs fewer repetitions.
+//
+// Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
+// against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts.
+
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { calibrate, arraySource, type CalibrationMethod } from '../src/calibration/index.js';
+import { writeNpy } from '../src/common/index.js';
+import { readModel, serializeModel } from '../src/onnx/index.js';
+import { createSession, ort } from '../src/runtime/index.js';
+import { interleaved } from './bench/timing.js';
+import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
+
+const args = new Set(process.argv.slice(2));
+const quick = args.has('--quick');
+const json = args.has('--json');
+const repoRoot = join(import.meta.dirname, '..');
+const modelPath = join(repoRoot, 'models', 'mnist-cnn.onnx');
+
+interface Row {
+  section: string;
+  name: string;
+  value: number;
+  unit: string;
+  target?: string;
+  detail?: string;
+}
+const rows: Row[] = [];
+const log = (s: string) => {
+  if (!json) process.stderr.write(s + '\n');
+};
+
+function batchOf(images: Float32Array, start: number, n: number): ort.Tensor {
+  return new ort.Tensor('float32', images.slice(start * IMAGE_SIZE, (start + n) * IMAGE_SIZE), [n, 1, 28, 28]);
+}
+
+async function latency(int8: Uint8Array, fp32: Uint8Array, images: Float32Array) {
+  for (const threads of [1, 2]) {
+    const sFp = await createSession(fp32, { threads });
+    const sQ = await createSession(int8, { threads });
+    for (const batch of [1, 32]) {
+      const x = { input: batchOf(images, 0, batch) };
+      const [f, q] = await interleaved(
+        [
+          { name: 'fp32', run: () => sFp.run(x) },
+          { name: 'int8', run: () => sQ.run(x) },
+        ],
+        { blocks: quick ? 4 : 10, perBlock: batch === 1 ? 30 : 8 },
+      );
+      const ratio = q.medianMs / f.medianMs;
+      rows.push({
+        section: 'latency',
+        name: `MNIST INT8/FP32 median, batch ${batch}, ${threads} thread${threads > 1 ? 's' : ''}`,
+        value: ratio,
+        unit: 'ratio',
+        target: batch === 1 && threads === 1 ? '<= 0.5' : undefined,
+        detail: `int8 ${q.medianMs.toFixed(3)} ms (p99 ${q.p99Ms.toFixed(3)}), fp32 ${f.medianMs.toFixed(3)} ms (p99 ${f.p99Ms.toFixed(3)}), ${q.runs} runs each`,
+      });
+      log(`latency b${batch} t${threads}: ${ratio.toFixed(3)}`);
+    }
+    await sFp.release();
+    await sQ.release();
+  }
+}
+
+async function calibrationCost(fp32Bytes: Uint8Array, images: Float32Array) {
+  const n = 500;
+  const source = arraySource({ input: { data: images.subarray(0, n * IMAGE_SIZE), dims: [n, 1, 28, 28] } });
+  // The yardstick: N samples through the FP32 model, at the calibration's batch size.
+  const s = await createSession(fp32Bytes, { threads: 1 });
+  const reps = quick ? 2 : 4;
+  let forwardMs = Infinity;
+  for (let r = 0; r < reps; r++) {
+    const t0 = performance.now();
+    for (let i = 0; i < n; i += 32) await s.run({ input: batchOf(images, i, Math.min(32, n - i)) });
+    forwardMs = Math.min(forwardMs, performance.now() - t0);
+  }
+  await s.release();
+  const model = readModel(modelPath);
+  const methods: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+  for (const method of methods) {
+    let best = Infinity;
+    for (let r = 0; r < (quick ? 1 : 2); r++) {
+      const t0 = performance.now();
+      await calibrate(model, source, { method });
+      best = Math.min(best, performance.now() - t0);
+    }
+    rows.push({
+      section: 'calibration',
+      name: `calibrate ${method}, N=${n} / N × FP32 forward`,
+      value: best / forwardMs,
+      unit: 'ratio',
+      target: '<= 1.5',
+      detail: `calibrate ${best.toFixed(0)} ms, forward ${forwardMs.toFixed(0)} ms`,
+    });
+    log(`calibration ${method}: ${(best / forwardMs).toFixed(2)}`);
+  }
+}
+
+function calibrateRss(images: Float32Array) {
+  const dir = mkdtempSync(join(tmpdir(), 'calibd-bench-'));
+  try {
+    const results: number[] = [];
+    for (const n of [500, 2000]) {
+      const data = join(dir, `n${n}`);
+      spawnSync('mkdir', ['-p', data]);
+      // One file per 100 samples, as a device would collect them.
+      for (let i = 0; i < n; i += 100) writeNpy(join(data, `s${String(i).padStart(5, '0')}.npy`), images.slice(i * IMAGE_SIZE, (i + 100) * IMAGE_SIZE), [100, 1, 28, 28]);
+      const child = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'bench', 'rss-child.mjs'), 'calibrate', '--model', modelPath, '--data', data, '--method', 'entropy', '--out', join(dir, `out${n}.onnx`)], { encoding: 'utf8' });
+      if (child.status !== 0) throw new Error(`calibd calibrate failed: ${child.stderr}`);
+      const rss = Number(/maxRSS=(\d+)/.exec(child.stderr)?.[1]) / 1024;
+      results.push(rss);
+      rows.push({ section: 'memory', name: `peak RSS of calibd calibrate, N=${n}`, value: rss, unit: 'MB' });
+      log(`rss n=${n}: ${rss.toFixed(1)} MB`);
+    }
+    rows.push({ section: 'memory', name: 'peak RSS N=2000 / N=500', value: results[1] / results[0], unit: 'ratio', target: '~1.0' });
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+async function main() {
+  const { train, test } = loadMnistSplit();
+  const fp32Bytes = serializeModel(readModel(modelPath));
+  const calib = await calibrate(readModel(modelPath), arraySource({ input: { data: train.images.subarray(0, 500 * IMAGE_SIZE), dims: [500, 1, 28, 28] } }), { method: 'entropy' });
+  const int8Bytes = serializeModel(calib.model);
+  await latency(int8Bytes, fp32Bytes, test.images);
+  await calibrationCost(fp32Bytes, train.images);
+  calibrateRss(train.images);
+  if (json) {
+    process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');
+    return;
+  }
+  const w = Math.max(...rows.map((r) => r.name.length));
+  console.log(`${'benchmark'.padEnd(w)}  ${'value'.padStart(9)}  unit   target   detail`);
+  for (const r of rows) {
+    console.log(`${r.name.padEnd(w)}  ${r.value.toFixed(r.unit === 'MB' ? 1 : 3).padStart(9)}  ${r.unit.padEnd(5)}  ${(r.target ?? '').padEnd(7)}  ${r.detail ?? ''}`);
+  }
+}
+
+await main();
