@@ -108,8 +108,9 @@ export async function postJson(url: string, body: unknown, headers: Record<strin
 }
 
 /** Builds a binary-extension body: JSON header, then the raw float32 bytes of each input. */
-export function binaryRequest(header: unknown, tensors: Float32Array[]): { body: Buffer; headerLength: number } {
+export function binaryRequest(header: unknown, tensors: Float32Array[]): { body: Uint8Array<ArrayBuffer>; headerLength: number } {
   const json = Buffer.from(JSON.stringify(header), 'utf8');
   const raw = tensors.map((t) => Buffer.from(t.buffer, t.byteOffset, t.byteLength));
-  return { body: Buffer.concat([json, ...raw]), headerLength: json.length };
+  // A plain Uint8Array copy: fetch's BodyInit type does not take a pooled Buffer.
+  return { body: new Uint8Array(Buffer.concat([json, ...raw])), headerLength: json.length };
 }
