@@ -54,6 +54,7 @@ export interface EngineOptions {
 
 export interface EngineStats {
   inferences: number;
+  /** Runs that failed inside ORT; rejected requests never reach it and are not counted. */
   errors: number;
   inFlight: number;
   swaps: number;

@@ -63,3 +63,21 @@ describe('bind address', () => {
     }
   });
 });
+
+describe('logging', () => {
+  it('logs an unexpected failure in full through the given pino logger but tells the client nothing', async () => {
+    const { pino } = await import('pino');
+    const { Writable } = await import('node:stream');
+    const lines: string[] = [];
+    const sink = new Writable({ write: (chunk, _enc, done) => (lines.push(String(chunk)), done()) });
+    const s = await startServer({ logger: pino({ level: 'warn' }, sink) });
+    try {
+      s.admin.failNext = new TypeError('disk on fire');
+      const res = await postJson(`${s.base}/v2/calibd/recalibrate`, {});
+      expect(res).toMatchObject({ status: 500, body: { error: 'internal server error' } });
+      expect(lines.some((l) => l.includes('disk on fire'))).toBe(true);
+    } finally {
+      await s.stop();
+    }
+  });
+});
