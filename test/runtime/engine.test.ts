@@ -4,7 +4,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ModelError } from '../../src/common/index.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { InferenceEngine, RequestError, createSession, ort, type InferInput } from '../../src/runtime/index.js';
+import { existsSync, readFileSync } from 'node:fs';
 import { randomInputs, smallCnn } from '../helpers/models.js';
+import { paths } from '../helpers/paths.js';
 
 const PIXELS = 28 * 28;
 const modelA = serializeModel(smallCnn(13, 1));
@@ -166,6 +168,24 @@ describe('InferenceEngine.swap', () => {
     expect(closed).toBe(true);
     expect(engine.stats().inFlight).toBe(0);
     await expect(engine.infer(request(1, 1))).rejects.toThrow(/closed/);
+  });
+});
+
+// The bundled MNIST CNN has the same interface as smallCnn(); CALIBD_MNIST_MODEL points at
+// another copy until the file lands in this branch.
+const mnistPath = [process.env.CALIBD_MNIST_MODEL, paths.mnistModel].find((p): p is string => !!p && existsSync(p));
+
+describe.skipIf(!mnistPath)('InferenceEngine with the bundled MNIST CNN', () => {
+  it('swaps from a built model to the file and serves what ORT computes', async () => {
+    const bytes = new Uint8Array(readFileSync(mnistPath!));
+    const engine = await InferenceEngine.create(modelA, { version: 1 });
+    const { buildMs, warmMs } = await engine.swap(bytes, { version: 2, label: 'mnist-cnn.onnx' });
+    expect(buildMs + warmMs).toBeLessThan(5000);
+    const req = request(4, 9);
+    const res = await engine.infer(req);
+    expect(res.version).toBe(2);
+    expect(equal(res.outputs.logits.data as Float32Array, await directRun(bytes, req.input.data, 4))).toBe(true);
+    await engine.close();
   });
 });
 
