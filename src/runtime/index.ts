@@ -1,3 +1,8 @@
 // ONNX Runtime: sessions, the normalising 'basic' pass, and the activation tap.
 export { createSession, optimizeBasic, ort, type SessionOptions } from './session.js';
 export { ActivationTap, type Feeds } from './tap.js';
+export {
+  InferenceEngine, RequestError, EngineUnavailableError,
+  type Datatype, type TensorMeta, type InferInput, type InferOutput, type InferResult, type OutputData,
+  type EngineOptions, type EngineStats,
+} from './engine.js';

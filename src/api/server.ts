@@ -1,0 +1,252 @@
+// The HTTP server: KServe v2 inference and metadata routes, calibd's admin routes and
+// Prometheus metrics. Inference stays open; admin and metrics need the bearer token when one
+// is configured, and without one the server only binds to loopback.
+
+import { createHash, timingSafeEqual } from 'node:crypto';
+import { isIP } from 'node:net';
+import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import { CalibdError, calibdVersion } from '../common/index.js';
+import { EngineUnavailableError, RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
+import { HttpError, InsecureBindError } from './errors.js';
+import { createApiMetrics } from './metrics.js';
+import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, parseJson, splitBody } from './protocol.js';
+import type { AdminControl, ApiDeps, ApiOptions } from './types.js';
+
+export interface ApiServer {
+  app: FastifyInstance;
+  listen(): Promise<{ port: number }>;
+  close(): Promise<void>;
+}
+
+export function isLoopback(host: string): boolean {
+  const h = host.trim().toLowerCase().replace(/^\[|\]$/g, '');
+  if (h === 'localhost') return true;
+  if (isIP(h) === 4) return h.startsWith('127.');
+  if (isIP(h) === 6) return h === '::1' || /^::ffff:127\./.test(h);
+  return false;
+}
+
+export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
+  if (!opts.token && !isLoopback(opts.host)) throw new InsecureBindError(opts.host);
+  const { engine, modelName } = deps;
+  const metrics = createApiMetrics(engine);
+  const app = Fastify({
+    bodyLimit: opts.maxBodyBytes,
+    ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+  });
+  // The KServe id of each request, kept so error bodies can echo it too.
+  const requestIds = new WeakMap<FastifyRequest, string>();
+
+  // Only JSON and raw bytes are accepted (text/plain would otherwise reach the routes as a
+  // string). Both parsers hand over bytes: a JSON content type may still carry a
+  // binary-extension body, and JSON errors should read like every other 400.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
+    if (req.headers[BINARY_HEADER] !== undefined) return done(null, body);
+    if (body.length === 0) return done(null, undefined);
+    try {
+      done(null, parseJson(body));
+    } catch (err) {
+      done(err as Error, undefined);
+    }
+  });
+  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body: Buffer, done) => done(null, body));
+
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
+    const status = statusOf(err);
+    // Unexpected failures are logged in full but not described to the client.
+    const expected = err instanceof HttpError || err instanceof CalibdError || (status < 500 && 'statusCode' in err);
+    const message = expected ? messageOf(err) : 'internal server error';
+    if (status >= 500) req.log.error({ err }, 'request failed');
+    const body: { error: string; id?: string } = { error: message };
+    const id = requestIds.get(req);
+    if (id !== undefined) body.id = id;
+    return reply.code(status).type('application/json').send(body);
+  });
+  app.setNotFoundHandler((req, reply) => {
+    return reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
+  });
+
+  app.addHook('onResponse', async (req, reply) => {
+    metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) });
+  });
+
+  const checkModel = (params: { name: string; version?: string }) => {
+    if (params.name !== modelName) throw new HttpError(404, `unknown model '${params.name}'; this server serves '${modelName}'`);
+    if (params.version !== undefined && params.version !== String(engine.activeVersion)) {
+      throw new HttpError(404, `model '${modelName}' has no version '${params.version}' being served; the active version is ${engine.activeVersion}`);
+    }
+  };
+  const wireMeta = (m: TensorMeta) => ({ name: m.name, datatype: m.datatype, shape: m.dims.map((d) => d ?? -1) });
+
+  app.get('/v2/health/live', async () => ({ live: true }));
+  app.get('/v2/health/ready', async () => {
+    if (!engine.ready) throw new HttpError(503, 'no model is loaded');
+    return { ready: true };
+  });
+  app.get('/v2', async () => ({ name: 'calibd', version: calibdVersion(), extensions: ['binary_tensor_data'] }));
+
+  type ModelParams = { name: string; version?: string };
+  const modelMetadata = async (req: FastifyRequest<{ Params: ModelParams }>) => {
+    checkModel(req.params);
+    return {
+      name: modelName,
+      versions: engine.activeVersion === undefined ? [] : [String(engine.activeVersion)],
+      platform: 'onnxruntime_onnx',
+      inputs: engine.inputsMeta.map(wireMeta),
+      outputs: engine.outputsMeta.map(wireMeta),
+    };
+  };
+  const modelReady = async (req: FastifyRequest<{ Params: ModelParams }>) => {
+    checkModel(req.params);
+    if (!engine.ready) throw new HttpError(503, `model '${modelName}' is not ready`);
+    return { name: modelName, ready: true };
+  };
+  const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
+    checkModel(req.params);
+    const headerLength = req.headers[BINARY_HEADER];
+    const { header, binary } = splitBody(req.body, Array.isArray(headerLength) ? headerLength[0] : headerLength);
+    if (isObject(header) && header.id !== undefined) requestIds.set(req, String(header.id));
+    const decoded = decodeInferRequest(header, binary);
+    const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
+    for (const o of wanted) {
+      if (!engine.outputsMeta.some((m) => m.name === o.name)) {
+        throw new RequestError(`unknown output '${o.name}'`, { hint: `the model's outputs are: ${engine.outputsMeta.map((m) => m.name).join(', ')}` });
+      }
+    }
+    const result = await engine.infer(decoded.inputs);
+    metrics.inferenceSeconds.observe(result.latencyMs / 1000);
+    if (deps.onInference) notify(deps.onInference, decoded.inputs, result.outputs, req);
+    return sendOutputs(reply, { modelName, version: result.version, id: decoded.id, wanted, outputs: result.outputs });
+  };
+  for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
+    app.get(prefix, modelMetadata);
+    app.get(`${prefix}/ready`, modelReady);
+    app.post(`${prefix}/infer`, infer);
+  }
+
+  // Admin routes and metrics live in their own scope so the token hook covers only them.
+  app.register(async (admin) => {
+    if (opts.token) admin.addHook('onRequest', bearerCheck(opts.token));
+    registerAdminRoutes(admin, deps.admin);
+    admin.get('/metrics', async (_req, reply) => {
+      // Concatenated rather than merged: a daemon metric that shares a name with ours must
+      // not take the whole scrape down.
+      const own = await metrics.registry.metrics();
+      const extra = deps.metrics ? await deps.metrics.metrics() : '';
+      return reply.type(metrics.registry.contentType).send(extra ? `${own}\n${extra}` : own);
+    });
+  });
+
+  return {
+    app,
+    async listen() {
+      await app.listen({ host: opts.host, port: opts.port });
+      const address = app.server.address();
+      return { port: typeof address === 'object' && address ? address.port : opts.port };
+    },
+    async close() {
+      await app.close();
+    },
+  };
+}
+
+function registerAdminRoutes(app: FastifyInstance, admin: AdminControl): void {
+  app.get('/v2/calibd/status', async () => admin.status());
+  app.get('/v2/calibd/calibrations', async () => ({ calibrations: admin.calibrations() }));
+  app.post('/v2/calibd/recalibrate', async (req) => {
+    const body = adminBody(req.body);
+    if (body.method !== undefined && typeof body.method !== 'string') throw new HttpError(400, '"method" must be a string');
+    if (body.full !== undefined && typeof body.full !== 'boolean') throw new HttpError(400, '"full" must be true or false');
+    return adminCall(() => admin.recalibrate({ method: body.method as string | undefined, full: body.full as boolean | undefined }));
+  });
+  app.post('/v2/calibd/rollback', async (req) => {
+    const body = adminBody(req.body);
+    if (body.version !== undefined && !Number.isSafeInteger(body.version)) throw new HttpError(400, '"version" must be an integer');
+    return adminCall(() => admin.rollback({ version: body.version as number | undefined }));
+  });
+}
+
+function adminBody(body: unknown): Record<string, unknown> {
+  if (body === undefined || body === null) return {};
+  if (!isObject(body)) throw new HttpError(400, 'the body must be a JSON object');
+  return body;
+}
+
+/** The agent's typed errors are about the request (unknown version, bad method): 400. */
+async function adminCall<T>(fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    if (err instanceof CalibdError) throw new HttpError(400, err.oneLine());
+    throw err;
+  }
+}
+
+function bearerCheck(token: string) {
+  // Hashing both sides gives equal lengths, so the comparison time says nothing about the token.
+  const expected = createHash('sha256').update(token).digest();
+  return async (req: FastifyRequest) => {
+    const header = req.headers.authorization ?? '';
+    const match = /^Bearer\s+(.+)$/i.exec(header);
+    const given = createHash('sha256').update(match ? match[1].trim() : '').digest();
+    if (!match || !timingSafeEqual(given, expected)) throw new HttpError(401, 'this route needs "Authorization: Bearer <token>"');
+  };
+}
+
+function notify(
+  hook: NonNullable<ApiDeps['onInference']>,
+  inputs: Record<string, { shape: number[]; data: Float32Array }>,
+  outputs: Record<string, InferOutput>,
+  req: FastifyRequest,
+): void {
+  const floatOutputs: Record<string, { shape: number[]; data: Float32Array }> = {};
+  for (const [name, o] of Object.entries(outputs)) if (o.data instanceof Float32Array) floatOutputs[name] = { shape: o.shape, data: o.data };
+  // After the response is on its way: sampling must never delay or fail a request.
+  setImmediate(() => {
+    try {
+      hook(inputs, floatOutputs);
+    } catch (err) {
+      req.log.warn({ err }, 'onInference hook failed');
+    }
+  });
+}
+
+function sendOutputs(
+  reply: FastifyReply,
+  r: { modelName: string; version: number; id?: string; wanted: { name: string; binary: boolean }[]; outputs: Record<string, InferOutput> },
+) {
+  const chunks: Buffer[] = [];
+  const outputs = r.wanted.map(({ name, binary }) => {
+    const o = r.outputs[name];
+    if (!binary) return { name, datatype: o.datatype, shape: o.shape, data: jsonData(o.data) };
+    const bytes = binaryData(o);
+    chunks.push(bytes);
+    return { name, datatype: o.datatype, shape: o.shape, parameters: { binary_data_size: bytes.length } };
+  });
+  const body = { model_name: r.modelName, model_version: String(r.version), ...(r.id !== undefined ? { id: r.id } : {}), outputs };
+  if (chunks.length === 0) return reply.send(body);
+  const header = Buffer.from(JSON.stringify(body), 'utf8');
+  return reply
+    .header('Inference-Header-Content-Length', String(header.length))
+    .type('application/octet-stream')
+    .send(Buffer.concat([header, ...chunks]));
+}
+
+function statusOf(err: unknown): number {
+  if (err instanceof HttpError) return err.status;
+  if (err instanceof RequestError) return 400;
+  if (err instanceof EngineUnavailableError) return 503;
+  if (err instanceof CalibdError) return 500;
+  const code = (err as FastifyError).statusCode;
+  return typeof code === 'number' && code >= 400 && code < 600 ? code : 500;
+}
+
+function messageOf(err: unknown): string {
+  if (err instanceof RequestError) return err.oneLine();
+  if (err instanceof CalibdError) return err.oneLine();
+  const e = err as FastifyError;
+  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 'the request body is larger than http.maxBodyBytes';
+  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `unsupported content type; send application/json or application/octet-stream`;
+  return e.message;
+}

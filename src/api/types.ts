@@ -1,0 +1,36 @@
+// The contract between the HTTP layer and the daemon: what the server needs to serve and
+// to expose the agent's admin actions, without importing the agent itself.
+import type { FastifyBaseLogger } from 'fastify';
+import type { Registry } from 'prom-client';
+import type { InferenceEngine } from '../runtime/index.js';
+
+export interface ApiDeps {
+  engine: InferenceEngine;
+  modelName: string;
+  /** Called after each successful inference with the validated inputs and outputs (the daemon samples from here; must not block). */
+  onInference?: (
+    inputs: Record<string, { shape: number[]; data: Float32Array }>,
+    outputs: Record<string, { shape: number[]; data: Float32Array }>,
+  ) => void;
+  admin: AdminControl;
+  /** Extra metrics (agent, buffer, health) appended to GET /metrics. */
+  metrics?: Registry;
+}
+
+export interface AdminControl {
+  /** JSON for GET /v2/calibd/status. */
+  status(): unknown;
+  recalibrate(req: { method?: string; full?: boolean }): Promise<{ version: number; state: 'accepted' | 'rejected'; figures: Record<string, number> }>;
+  rollback(req: { version?: number }): Promise<{ version: number }>;
+  calibrations(): unknown[];
+}
+
+export interface ApiOptions {
+  host: string;
+  port: number;
+  /** When set, admin routes and /metrics need `Authorization: Bearer <token>`. */
+  token?: string;
+  maxBodyBytes: number;
+  /** A pino logger (or any Fastify-compatible one); no request logging when absent. */
+  logger?: FastifyBaseLogger;
+}
