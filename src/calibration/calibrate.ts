@@ -85,6 +85,13 @@ export class Calibrator {
     return outputs;
   }
 
+  /** Runs the FP32 tap without learning (held-out samples): returns the FP32 outputs. */
+  async predict(batch: Batch): Promise<Map<string, ort.Tensor> | null> {
+    const { batch: clean } = dropNonFinite(batch);
+    if (!clean) return null;
+    return (await this.tap.run(toFeeds(clean))).outputs;
+  }
+
   async observeAll(source: SampleSource, onProgress?: (done: number, total: number) => void): Promise<void> {
     let done = 0;
     for await (const batch of source.batches(this.options.batchSize ?? 32)) {

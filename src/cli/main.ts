@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
+import { serveCommand } from './serve.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command()
@@ -56,6 +57,14 @@ export async function run(argv: string[]): Promise<number> {
     .option('--json', 'print JSON')
     .action(async (model, o) => {
       await inspectCommand(model, o);
+    });
+
+  program
+    .command('serve')
+    .description('run the daemon: HTTP inference, live sampling, online recalibration')
+    .option('--config <file>', 'YAML or JSON config (default: built-in defaults and CALIBD_* variables)')
+    .action(async (o) => {
+      await serveCommand(o);
     });
 
   try {

@@ -1,0 +1,500 @@
+// The daemon's policy: what is served, when to recalibrate, whether a candidate may
+// replace the active calibration, and rollback. It owns the sample buffer, the profile
+// history and the calibration worker, and implements the API's AdminControl.
+//
+//   request → onInference (sync, O(1)) ─ 1 in k ─► worker tap (FP32 prediction, decayed
+//   statistics) → buffer row.  Every N inferences · cron · drift · command → candidate from
+//   the statistics (or a full pass over the buffer) → validated against FP32 with the
+//   current INT8 on held-out samples → gate → write file, record version, hot-swap.
+//
+// Held-out samples are chosen by a hash of their content, so the same rows are held out
+// whether they arrive live or are re-read from the buffer after a restart.
+
+import { EventEmitter } from 'node:events';
+import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { schedule, type ScheduledTask } from 'node-cron';
+import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
+import type { CalibrationMethod } from '../calibration/index.js';
+import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
+import type { CalibdConfig } from '../config/index.js';
+import { readModel, serializeModel, type ModelProto } from '../onnx/index.js';
+import { sha256, type CalibrationProfile } from '../quant/index.js';
+import { InferenceEngine } from '../runtime/index.js';
+import { DriftMonitor } from './drift.js';
+import { gate, type Figures } from './gate.js';
+import { CalibrationWorker } from './worker-client.js';
+import type { WireSample } from './worker-protocol.js';
+
+export interface AgentLogger {
+  info(obj: object, msg?: string): void;
+  warn(obj: object, msg?: string): void;
+  error(obj: object, msg?: string): void;
+}
+
+export interface RecalibrationResult {
+  version: number;
+  state: 'accepted' | 'rejected';
+  figures: Record<string, number>;
+  reason: string;
+}
+
+export interface AgentEvent {
+  type: string;
+  time: number;
+  data: Record<string, unknown>;
+}
+
+type Trigger = 'command' | 'schedule' | 'cron' | 'drift' | 'first-data';
+
+/** One sample in this many is held out for validation. */
+const HOLDOUT_EVERY = 5;
+/** Sampled inputs waiting for the worker beyond this are dropped (and counted). */
+const MAX_BACKLOG = 64;
+
+export function isHoldout(sample: WireSample): boolean {
+  let h = 0x811c9dc5;
+  for (const name of Object.keys(sample).sort()) {
+    const d = sample[name].data;
+    const step = Math.max(1, Math.floor(d.length / 64));
+    for (let i = 0; i < d.length; i += step) {
+      h ^= Math.round(d[i] * 1e6) | 0;
+      h = Math.imul(h, 0x01000193);
+    }
+  }
+  return (h >>> 0) % HOLDOUT_EVERY === 0;
+}
+
+function toWire(s: StoredSample): WireSample {
+  const w: WireSample = {};
+  for (const [name, t] of Object.entries(s.inputs)) w[name] = { shape: t.shape, data: t.data };
+  return w;
+}
+
+export class CalibrationAgent extends EventEmitter {
+  readonly buffer: SampleBuffer;
+  readonly profiles: ProfileStore;
+  readonly events: EventLog;
+  readonly drift: DriftMonitor;
+  engine!: InferenceEngine;
+  private worker!: CalibrationWorker;
+  private cronTask: ScheduledTask | null = null;
+  private job: Promise<unknown> = Promise.resolve();
+  private running = false;
+  private closed = false;
+  private readonly sha: string;
+  private fp32Bytes: Uint8Array;
+  private active: ProfileRecord | null = null;
+  private method: CalibrationMethod;
+  private lastCalibrationAt = 0; // inference count
+  private learnedSinceCalibration = 0;
+  readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
+  private readonly startedAt = Date.now();
+
+  private constructor(
+    readonly config: CalibdConfig,
+    readonly state: StateDb,
+    private readonly fp32: ModelProto,
+    private readonly log: AgentLogger,
+  ) {
+    super();
+    this.fp32Bytes = serializeModel(fp32);
+    this.sha = sha256(this.fp32Bytes);
+    this.method = config.recalibration.method as CalibrationMethod;
+    const s = config.sampling;
+    this.buffer = new SampleBuffer(state, { maxRows: s.maxRows, maxBytes: s.maxBytes, maxAgeMs: s.maxAgeHours * 3600_000 });
+    this.profiles = new ProfileStore(state);
+    this.events = new EventLog(state);
+    this.drift = new DriftMonitor({ min: config.inputRange.min, max: config.inputRange.max });
+  }
+
+  /** Opens the state, restores statistics from the buffer and starts serving. */
+  static async start(config: CalibdConfig, log: AgentLogger): Promise<CalibrationAgent> {
+    const fp32 = readModel(resolve(config.model));
+    const stateDir = resolve(config.stateDir);
+    const state = openStateDb(stateDir, { logger: log as never });
+    const agent = new CalibrationAgent(config, state, fp32, log);
+    if (state.movedAside) agent.emitEvent('error', { message: `corrupt database moved aside to ${state.movedAside}` }, false);
+    try {
+      await agent.boot();
+    } catch (err) {
+      await agent.close();
+      throw err;
+    }
+    return agent;
+  }
+
+  private get modelsDir(): string {
+    return join(resolve(this.config.stateDir), 'models');
+  }
+
+  private async boot(): Promise<void> {
+    mkdirSync(this.modelsDir, { recursive: true });
+    this.worker = new CalibrationWorker();
+    await this.worker.call('init', {
+      fp32: this.fp32Bytes,
+      method: this.method,
+      perChannel: this.config.recalibration.perChannel,
+      forgetting: this.config.recalibration.forgetting,
+      threads: 1,
+      inputRange: this.config.inputRange,
+    });
+
+    // Statistics live in memory; rebuild them from the buffer, oldest first.
+    let restored = 0;
+    let chunk: WireSample[] = [];
+    const flushChunk = async () => {
+      if (chunk.length === 0) return;
+      await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
+      chunk = [];
+    };
+    for (const s of this.buffer.iterate({ newestFirst: false })) {
+      const w = toWire(s);
+      this.observeDrift(w);
+      if (isHoldout(w)) continue;
+      chunk.push(w);
+      restored++;
+      if (chunk.length >= 32) await flushChunk();
+    }
+    await flushChunk();
+    this.drift.rebase();
+
+    const model = this.restoreActive() ?? (await this.firstBoot());
+    const label = this.active ? `v${this.active.version} ${this.active.method}` : 'fp32';
+    this.engine = await InferenceEngine.create(model, { threads: this.config.threads, name: this.config.modelName, version: this.active?.version ?? 0, label });
+    this.cleanOrphans();
+    if (this.config.recalibration.cron) {
+      this.cronTask = schedule(this.config.recalibration.cron, () => {
+        void this.recalibrate({}, 'cron').catch(() => undefined);
+      });
+    }
+    this.emitEvent('started', { version: this.active?.version ?? 0, serving: this.active ? 'int8' : 'fp32', restoredSamples: restored, bufferRows: this.buffer.count() });
+  }
+
+  /** The active calibration of this FP32 model, if its file is intact; else the newest accepted one. */
+  private restoreActive(): Uint8Array | null {
+    const candidates = [this.profiles.active(), ...this.profiles.list({ modelSha256: this.sha }).filter((p) => p.state === 'accepted')];
+    for (const p of candidates) {
+      if (!p || p.modelSha256 !== this.sha || !p.modelPath) continue;
+      try {
+        const bytes = readFileSync(p.modelPath);
+        readModel(p.modelPath); // parses: a torn or foreign file is skipped
+        if (p.state !== 'active') this.profiles.setActive(p.version);
+        this.active = this.profiles.get(p.version) ?? p;
+        this.method = (this.config.recalibration.method as CalibrationMethod) ?? this.method;
+        return bytes;
+      } catch (err) {
+        this.emitEvent('error', { message: `calibration v${p.version} cannot be restored: ${(err as Error).message}` });
+      }
+    }
+    return null;
+  }
+
+  private async firstBoot(): Promise<Uint8Array> {
+    if (this.config.firstBoot === 'fp32') {
+      this.emitEvent('first-boot', { serving: 'fp32' });
+      return this.fp32Bytes;
+    }
+    const { model, profile } = await this.worker.call('datafree', {});
+    const version = this.record(model, profile, { state: 'active', figures: { reason: 'first boot: data-free calibration' }, parent: null });
+    this.active = this.profiles.get(version)!;
+    this.emitEvent('first-boot', { serving: 'int8', version, method: 'datafree' });
+    return model;
+  }
+
+  private record(model: Uint8Array, profile: CalibrationProfile, opts: { state: 'active' | 'accepted' | 'rejected'; figures: Record<string, unknown>; parent: number | null }): number {
+    let modelPath: string | null = null;
+    if (opts.state !== 'rejected') {
+      modelPath = join(this.modelsDir, `${sha256(model).slice(0, 16)}.onnx`);
+      writeFileAtomic(modelPath, model);
+    }
+    return this.profiles.insert({
+      method: profile.method,
+      options: profile.options,
+      sampleCount: profile.sampleCount,
+      modelSha256: this.sha,
+      profile,
+      figures: opts.figures,
+      modelPath,
+      parent: opts.parent,
+      state: opts.state,
+    });
+  }
+
+  /** Removes model files no profile refers to (left by a crash between write and record). */
+  private cleanOrphans(): void {
+    const used = new Set(this.profiles.list({}).map((p) => p.modelPath).filter(Boolean) as string[]);
+    for (const f of readdirSync(this.modelsDir)) {
+      const p = join(this.modelsDir, f);
+      if (!used.has(p) && f.endsWith('.onnx')) rmSync(p, { force: true });
+    }
+  }
+
+  /** Called by the API after each successful inference. Must stay cheap. */
+  onInference(inputs: Record<string, { shape: number[]; data: Float32Array }>): void {
+    if (this.closed) return;
+    this.counters.inferences++;
+    const r = this.config.recalibration;
+    if (r.everyInferences > 0 && this.counters.inferences - this.lastCalibrationAt >= r.everyInferences && !this.running) {
+      this.lastCalibrationAt = this.counters.inferences;
+      void this.recalibrate({}, 'schedule').catch(() => undefined);
+    }
+    if (Math.random() * this.config.sampling.oneIn >= 1) return;
+    if (this.worker.backlog >= MAX_BACKLOG) {
+      this.counters.dropped++;
+      return;
+    }
+    // Copy: the request's buffers are reused once the response is sent.
+    const sample: WireSample = {};
+    for (const [name, t] of Object.entries(inputs)) {
+      const n = t.shape[0] ?? 1;
+      if (n !== 1) {
+        // Batched requests are sampled as their first row; every row looks alike to the stats.
+        const per = t.data.length / n;
+        sample[name] = { shape: [1, ...t.shape.slice(1)], data: t.data.slice(0, per) };
+      } else sample[name] = { shape: [...t.shape], data: t.data.slice() };
+    }
+    void this.ingest(sample);
+  }
+
+  private observeDrift(sample: WireSample): void {
+    const first = Object.values(sample)[0];
+    if (first) this.drift.observe(first.data);
+  }
+
+  private async ingest(sample: WireSample): Promise<void> {
+    const holdout = isHoldout(sample);
+    try {
+      const { predictions } = await this.worker.call('observe', { samples: [sample], learn: [!holdout] });
+      if (this.closed) return;
+      const inputs: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = {};
+      for (const [name, t] of Object.entries(sample)) inputs[name] = { dtype: 'float32', shape: t.shape, data: t.data };
+      if (!this.buffer.add({ inputs, predicted: predictions[0] })) return; // non-finite
+      this.counters.sampled++;
+      if (holdout) this.counters.holdout++;
+      else this.learnedSinceCalibration++;
+      this.observeDrift(sample);
+      const r = this.config.recalibration;
+      const enough = this.learnedSinceCalibration >= Math.max(10, Math.floor(r.minSamples / 2));
+      if (!this.running && enough && this.buffer.count() >= r.minSamples) {
+        if (!this.active || this.active.method === 'datafree') {
+          void this.recalibrate({}, 'first-data').catch(() => undefined);
+        } else if (this.drift.score() > r.driftThreshold) {
+          void this.recalibrate({}, 'drift').catch(() => undefined);
+        }
+      }
+    } catch (err) {
+      if (!this.closed) {
+        this.counters.errors++;
+        this.log.warn({ err }, 'sampling failed');
+      }
+    }
+  }
+
+  /** Held-out samples for validation: the newest ones, in the buffer. */
+  private validationSet(): WireSample[] {
+    this.buffer.flush();
+    const out: WireSample[] = [];
+    for (const s of this.buffer.iterate({ newestFirst: true })) {
+      const w = toWire(s);
+      if (isHoldout(w)) out.push(w);
+      if (out.length >= this.config.recalibration.validationSlice) break;
+    }
+    return out;
+  }
+
+  /** Serialised: one calibration job at a time; later requests wait their turn. */
+  recalibrate(req: { method?: string; full?: boolean }, trigger: Trigger = 'command'): Promise<RecalibrationResult> {
+    const run = this.job.then(() => this.recalibrateNow(req, trigger));
+    this.job = run.catch(() => undefined);
+    return run;
+  }
+
+  private async recalibrateNow(req: { method?: string; full?: boolean }, trigger: Trigger): Promise<RecalibrationResult> {
+    if (this.closed) throw new CalibdError('closed', 'calibd is shutting down');
+    const method = (req.method ?? this.method) as CalibrationMethod;
+    const allowed = ['minmax', 'percentile', 'entropy', 'mse'];
+    if (!allowed.includes(method)) {
+      throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${allowed.join(', ')}` });
+    }
+    this.running = true;
+    const started = Date.now();
+    this.counters.recalibrations++;
+    this.emitEvent('calibration.started', { trigger, method, full: Boolean(req.full || method !== this.method) });
+    try {
+      this.buffer.flush();
+      if (this.buffer.count() === 0) {
+        throw new CalibdError('no-samples', 'the sample buffer is empty; nothing to calibrate from', { hint: 'send some inference requests first' });
+      }
+      if (req.full || method !== this.method) {
+        await this.worker.call('restart', { method });
+        this.method = method;
+        let chunk: WireSample[] = [];
+        for (const s of this.buffer.iterate({ newestFirst: false })) {
+          const w = toWire(s);
+          if (isHoldout(w)) continue;
+          chunk.push(w);
+          if (chunk.length >= 32) {
+            await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
+            chunk = [];
+          }
+        }
+        if (chunk.length) await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
+      }
+      const { model, profile } = await this.worker.call('build', {});
+      const validation = this.validationSet();
+      const current = this.active?.modelPath ? readFileSync(this.active.modelPath) : null;
+      const cmp = validation.length
+        ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation })
+        : { candidate: { agreement: 0, sqnrDb: 0, samples: 0 }, current: null };
+      const decision = gate(cmp.candidate, cmp.current, this.config.recalibration.gateMargin);
+      const figures = this.figures(cmp.candidate, cmp.current, Date.now() - started);
+      profile.validation = figures;
+      if (!decision.accept) {
+        const version = this.record(model, profile, { state: 'rejected', figures: { ...figures, reason: decision.reason, trigger }, parent: this.active?.version ?? null });
+        this.counters.rejected++;
+        this.learnedSinceCalibration = 0;
+        this.emitEvent('calibration.rejected', { version, trigger, reason: decision.reason, ...figures });
+        return { version, state: 'rejected', figures, reason: decision.reason };
+      }
+      const version = this.record(model, profile, { state: 'accepted', figures: { ...figures, reason: decision.reason, trigger }, parent: this.active?.version ?? null });
+      await this.activate(version, model, 'calibration.accepted', { trigger, reason: decision.reason, ...figures });
+      this.counters.accepted++;
+      return { version, state: 'accepted', figures, reason: decision.reason };
+    } catch (err) {
+      this.counters.errors++;
+      this.emitEvent('calibration.failed', { trigger, message: (err as Error).message });
+      throw err;
+    } finally {
+      this.running = false;
+      this.learnedSinceCalibration = 0;
+    }
+  }
+
+  private figures(c: Figures, cur: Figures | null, ms: number): Record<string, number> {
+    const f: Record<string, number> = {
+      agreement: round(c.agreement * 100),
+      sqnrDb: round(c.sqnrDb),
+      validationSamples: c.samples,
+      durationMs: ms,
+    };
+    if (cur) {
+      f.activeAgreement = round(cur.agreement * 100);
+      f.activeSqnrDb = round(cur.sqnrDb);
+    }
+    return f;
+  }
+
+  private async activate(version: number, model: Uint8Array, event: string, data: Record<string, unknown>, rollback = false): Promise<void> {
+    const p = this.profiles.get(version)!;
+    const t0 = Date.now();
+    const swap = await this.engine.swap(model, { version, label: `v${version} ${p.method}` });
+    // Only after the swap succeeded does the version become the one a restart comes back to.
+    this.profiles.setActive(version, { rollback });
+    this.active = this.profiles.get(version)!;
+    this.drift.rebase();
+    this.emitEvent(event, { version, swapMs: Date.now() - t0, buildMs: swap.buildMs, warmMs: swap.warmMs, ...data });
+  }
+
+  async rollback(req: { version?: number }): Promise<{ version: number }> {
+    const run = this.job.then(() => this.rollbackNow(req));
+    this.job = run.catch(() => undefined);
+    return run;
+  }
+
+  private async rollbackNow(req: { version?: number }): Promise<{ version: number }> {
+    const cur = this.active;
+    let target: ProfileRecord | undefined;
+    if (req.version !== undefined) {
+      if (!Number.isInteger(req.version)) throw new OptionError(`version must be an integer`, { value: req.version });
+      target = this.profiles.get(req.version);
+      if (!target) throw new OptionError(`no calibration version ${req.version}`, { value: req.version, hint: 'list versions with GET /v2/calibd/calibrations' });
+      if (target.state === 'rejected') throw new OptionError(`version ${req.version} was rejected by the gate`, { value: req.version, hint: 'roll back to an accepted version' });
+    } else {
+      target = this.profiles
+        .list({ modelSha256: this.sha })
+        .filter((p) => p.version !== cur?.version && (p.state === 'accepted' || p.state === 'rolled_back') && p.modelPath)
+        .sort((a, b) => b.version - a.version)
+        .find((p) => !cur || p.version < cur.version);
+      if (!target) throw new OptionError('no earlier accepted calibration to roll back to', { hint: 'recalibrate first' });
+    }
+    if (target.modelSha256 !== this.sha || !target.modelPath || !existsSync(target.modelPath)) {
+      throw new OptionError(`version ${target.version} has no model file for this FP32 model`, { value: target.version });
+    }
+    if (cur && target.version === cur.version) return { version: cur.version };
+    const bytes = new Uint8Array(readFileSync(target.modelPath));
+    await this.activate(target.version, bytes, 'rollback', { from: cur?.version ?? 0 }, true);
+    this.counters.rollbacks++;
+    return { version: target.version };
+  }
+
+  calibrations(): unknown[] {
+    return this.profiles.list({ limit: 100 }).map((p) => ({
+      version: p.version,
+      parent: p.parent,
+      state: p.state,
+      method: p.method,
+      sampleCount: p.sampleCount,
+      createdAt: new Date(p.createdAt).toISOString(),
+      figures: p.figures,
+    }));
+  }
+
+  status(): Record<string, unknown> {
+    const b = this.buffer.stats();
+    return {
+      calibdVersion: calibdVersion(),
+      deviceId: this.config.deviceId,
+      uptimeSec: Math.round((Date.now() - this.startedAt) / 1000),
+      model: { name: this.config.modelName, path: this.config.model, sha256: this.sha },
+      serving: this.active ? 'int8' : 'fp32',
+      calibration: {
+        version: this.active?.version ?? 0,
+        method: this.active?.method ?? 'fp32',
+        createdAt: this.active ? new Date(this.active.createdAt).toISOString() : null,
+        figures: this.active?.figures ?? {},
+        running: this.running,
+        liveMethod: this.method,
+      },
+      counters: { ...this.counters },
+      buffer: { rows: b.rows, bytes: b.bytes, perClass: b.perClass, evicted: b.evicted, rejectedNonFinite: b.rejectedNonFinite },
+      drift: { score: round(this.drift.score(), 4), threshold: this.config.recalibration.driftThreshold },
+      engine: this.engine?.stats(),
+    };
+  }
+
+  emitEvent(type: string, data: Record<string, unknown>, persist = true): void {
+    const event: AgentEvent = { type, time: Date.now(), data };
+    if (persist) {
+      try {
+        this.events.append(type, data);
+      } catch (err) {
+        this.log.warn({ err }, 'event log write failed');
+      }
+    }
+    (type === 'error' || type === 'calibration.failed' ? this.log.warn : this.log.info).call(this.log, { event: type, ...data }, type);
+    this.emit('event', event);
+  }
+
+  /** Stops sampling and calibrating, flushes the buffer and closes the state. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.cronTask?.stop();
+    await this.job.catch(() => undefined);
+    await this.worker?.terminate().catch(() => undefined);
+    try {
+      this.buffer.close();
+    } catch {
+      // already closed with the state
+    }
+    await this.engine?.close().catch(() => undefined);
+    this.state.close();
+  }
+}
+
+function round(x: number, digits = 2): number {
+  if (!Number.isFinite(x)) return x > 0 ? 999 : -999;
+  const f = 10 ** digits;
+  return Math.round(x * f) / f;
+}

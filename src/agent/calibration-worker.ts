@@ -1,0 +1,134 @@
+// The calibration worker thread. It owns the FP32 activation tap and the decayed
+// statistics; the daemon's event loop only forwards samples and receives finished models,
+// so histogram updates, range searches and candidate validation never delay a request.
+// Requests are handled strictly one at a time, in arrival order.
+
+import { parentPort } from 'node:worker_threads';
+import { Calibrator, calibrate, compareModels, argmaxRows, arraySource, type Batch, type CalibrationMethod } from '../calibration/index.js';
+import { CalibdError } from '../common/index.js';
+import { parseModel, serializeModel, type ModelProto } from '../onnx/index.js';
+import type { RequestMessage, RequestType, Requests, ResponseMessage, WireSample, WorkerInit } from './worker-protocol.js';
+
+let init: WorkerInit | null = null;
+let fp32: ModelProto | null = null;
+let calibrator: Calibrator | null = null;
+let method: CalibrationMethod = 'percentile';
+
+function need<T>(v: T | null, what: string): T {
+  if (v === null) throw new CalibdError('worker', `calibration worker used before ${what}`);
+  return v;
+}
+
+function toBatch(samples: WireSample[]): Batch {
+  // Samples of one shape are stacked into one batch; the daemon sends them that way.
+  const names = Object.keys(samples[0]);
+  const batch: Batch = {};
+  for (const name of names) {
+    const per = samples[0][name].data.length;
+    const data = new Float32Array(per * samples.length);
+    samples.forEach((s, i) => data.set(s[name].data, i * per));
+    batch[name] = { data, dims: [samples.length, ...samples[0][name].shape.slice(1)] };
+  }
+  return batch;
+}
+
+async function newCalibrator(m: CalibrationMethod): Promise<Calibrator> {
+  const i = need(init, 'init');
+  await calibrator?.release();
+  method = m;
+  // Data-free is a bootstrap, not a statistic: live samples use the percentile method.
+  const live: CalibrationMethod = m === 'datafree' ? 'percentile' : m;
+  return Calibrator.create(need(fp32, 'init'), { method: live, perChannel: i.perChannel, threads: i.threads });
+}
+
+const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Requests[T]['res']> } = {
+  async init(p) {
+    init = p;
+    fp32 = parseModel(p.fp32, 'FP32 model');
+    calibrator = await newCalibrator(p.method);
+    return { tensors: calibrator.tensors };
+  },
+
+  async observe({ samples, learn }) {
+    const c = need(calibrator, 'init');
+    const predictions: (number | null)[] = [];
+    // One tap run per sample keeps learning and decay in arrival order.
+    for (let i = 0; i < samples.length; i++) {
+      const batch = toBatch([samples[i]]);
+      let outputs;
+      if (learn[i]) {
+        c.decay(need(init, 'init').forgetting);
+        outputs = await c.observe(batch);
+      } else {
+        outputs = await c.predict(batch);
+      }
+      const first = outputs ? [...outputs.values()][0] : undefined;
+      if (!first) {
+        predictions.push(null);
+        continue;
+      }
+      const width = first.dims[first.dims.length - 1] ?? 1;
+      predictions.push(argmaxRows(first.data as Float32Array, width)[0] ?? null);
+    }
+    return { predictions };
+  },
+
+  async restart({ method: m }) {
+    calibrator = await newCalibrator(m ?? method);
+    return { method };
+  },
+
+  async build() {
+    const c = need(calibrator, 'init');
+    const { model, profile } = c.build();
+    return { model: serializeModel(model), profile };
+  },
+
+  async datafree() {
+    const i = need(init, 'init');
+    const { model, profile } = await calibrate(need(fp32, 'init'), null, {
+      method: 'datafree',
+      perChannel: i.perChannel,
+      inputRange: i.inputRange,
+      threads: i.threads,
+    });
+    return { model: serializeModel(model), profile };
+  },
+
+  async compare({ candidate, current, samples }) {
+    const reference = need(fp32, 'init');
+    const source = arraySource(toBatch(samples));
+    const figures = async (bytes: Uint8Array) => {
+      const r = await compareModels(reference, parseModel(bytes, 'calibration'), source, { batchSize: 64 });
+      return { agreement: r.agreement, sqnrDb: r.sqnrDb, samples: r.samples };
+    };
+    return { candidate: await figures(candidate), current: current ? await figures(current) : null };
+  },
+
+  async stats() {
+    const c = need(calibrator, 'init');
+    return { method, samples: c.sampleCount, tensors: c.tensors.length };
+  },
+};
+
+let queue: Promise<void> = Promise.resolve();
+
+parentPort?.on('message', (msg: RequestMessage) => {
+  queue = queue.then(async () => {
+    let reply: ResponseMessage;
+    try {
+      const handler = handlers[msg.type] as (p: unknown) => Promise<unknown>;
+      const result = await handler(msg.payload);
+      reply = { id: msg.id, ok: true, result };
+    } catch (err) {
+      const e = err instanceof CalibdError ? err : null;
+      reply = {
+        id: msg.id,
+        ok: false,
+        error: { message: err instanceof Error ? err.message : String(err), code: e?.code ?? 'worker', hint: e?.hint ?? '' },
+      };
+    }
+    const transfer = reply.ok && reply.result && typeof reply.result === 'object' && 'model' in reply.result ? [(reply.result as { model: Uint8Array }).model.buffer as ArrayBuffer] : [];
+    parentPort!.postMessage(reply, transfer);
+  });
+});

@@ -1,0 +1,48 @@
+// Messages between the daemon and its calibration worker thread.
+
+import type { CalibrationMethod } from '../calibration/index.js';
+import type { CalibrationProfile } from '../quant/index.js';
+import type { Figures } from './gate.js';
+
+export interface WireTensor {
+  shape: number[];
+  data: Float32Array;
+}
+export type WireSample = Record<string, WireTensor>;
+
+export interface WorkerInit {
+  fp32: Uint8Array;
+  method: CalibrationMethod;
+  perChannel: boolean;
+  /** Weight kept by old statistics per learned sample. */
+  forgetting: number;
+  threads: number;
+  inputRange: { min: number; max: number };
+}
+
+export interface Requests {
+  init: { req: WorkerInit; res: { tensors: string[] } };
+  /** Runs samples through the FP32 tap; `learn[i]` adds sample i to the statistics. */
+  observe: { req: { samples: WireSample[]; learn: boolean[] }; res: { predictions: (number | null)[] } };
+  /** Fresh statistics, optionally with another method (a full recalibration feeds them next). */
+  restart: { req: { method?: CalibrationMethod }; res: { method: CalibrationMethod } };
+  build: { req: Record<string, never>; res: { model: Uint8Array; profile: CalibrationProfile } };
+  datafree: { req: Record<string, never>; res: { model: Uint8Array; profile: CalibrationProfile } };
+  compare: {
+    req: { candidate: Uint8Array; current: Uint8Array | null; samples: WireSample[] };
+    res: { candidate: Figures; current: Figures | null };
+  };
+  stats: { req: Record<string, never>; res: { method: CalibrationMethod; samples: number; tensors: number } };
+}
+
+export type RequestType = keyof Requests;
+
+export interface RequestMessage<T extends RequestType = RequestType> {
+  id: number;
+  type: T;
+  payload: Requests[T]['req'];
+}
+
+export type ResponseMessage =
+  | { id: number; ok: true; result: unknown }
+  | { id: number; ok: false; error: { message: string; code: string; hint: string } };

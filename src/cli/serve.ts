@@ -1,0 +1,48 @@
+// `calibd serve`: the daemon. Loads the config, starts the agent (state, worker, engine)
+// and the HTTP API, tells systemd it is ready, and shuts down cleanly on SIGTERM/SIGINT:
+// stop accepting, finish in-flight requests, flush the buffer, close.
+
+import { pino } from 'pino';
+import { CalibrationAgent, agentMetrics } from '../agent/index.js';
+import { createApiServer } from '../api/index.js';
+import { loadConfig } from '../config/index.js';
+import { SystemdNotifier } from '../service/index.js';
+
+export async function serveCommand(o: { config?: string }): Promise<void> {
+  const config = loadConfig({ file: o.config });
+  const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId } });
+  if (config.mqtt) logger.warn({ mqtt: config.mqtt.url }, 'fleet (MQTT) support is not in this build yet; mqtt settings are ignored');
+  const agent = await CalibrationAgent.start(config, logger);
+  const api = createApiServer(
+    {
+      engine: agent.engine,
+      modelName: config.modelName,
+      onInference: (inputs) => agent.onInference(inputs),
+      admin: agent,
+      metrics: agentMetrics(agent),
+    },
+    { host: config.http.host, port: config.http.port, token: config.http.token, maxBodyBytes: config.http.maxBodyBytes, logger },
+  );
+  let port: number;
+  try {
+    ({ port } = await api.listen());
+  } catch (err) {
+    await agent.close();
+    throw err;
+  }
+  const notifier = SystemdNotifier.fromEnv(process.env, { logger });
+  await notifier?.ready(`serving ${config.modelName} on ${config.http.host}:${port}`);
+  const stopWatchdog = notifier?.startWatchdog();
+  logger.info({ host: config.http.host, port, model: config.modelName, status: agent.status().calibration }, 'calibd ready');
+
+  const signal = await new Promise<string>((resolve) => {
+    process.once('SIGTERM', () => resolve('SIGTERM'));
+    process.once('SIGINT', () => resolve('SIGINT'));
+  });
+  logger.info({ signal }, 'shutting down');
+  stopWatchdog?.();
+  await notifier?.stopping();
+  await api.close();
+  await agent.close();
+  logger.info({}, 'stopped');
+}
