@@ -222,6 +222,7 @@ export async function daemonBenchmarks(opts: DaemonBenchOptions): Promise<Row[]>
     const steady: number[] = [];
     const during: number[] = [];
     const recalMs: number[] = [];
+    const outcomes: string[] = [];
     let blockLength = 60;
     for (let b = 0; b < (quick ? 6 : 10); b++) {
       const recalFirst = b % 2 === 1;
@@ -236,6 +237,7 @@ export async function daemonBenchmarks(opts: DaemonBenchOptions): Promise<Row[]>
           done = true;
           recalMs.push(performance.now() - t0);
         });
+        void job.then((r) => outcomes.push(r.state));
         let n = 0;
         while (!done) {
           during.push(await a.infer());
@@ -257,7 +259,8 @@ export async function daemonBenchmarks(opts: DaemonBenchOptions): Promise<Row[]>
       target: '<= 1.5',
       detail:
         `during p99 ${ms(p99During)} p50 ${ms(percentile(sortedDuring, 0.5))} (${during.length} runs), ` +
-        `steady p99 ${ms(p99Steady)} p50 ${ms(percentile(sortedSteady, 0.5))} (${steady.length} runs); recalibration ${ms(median(recalMs))} median`,
+        `steady p99 ${ms(p99Steady)} p50 ${ms(percentile(sortedSteady, 0.5))} (${steady.length} runs); recalibration ${ms(median(recalMs))} median, ` +
+        `${outcomes.filter((o) => o === 'accepted').length}/${outcomes.length} accepted (an accepted one swaps inside the block)`,
     });
     log(`daemon p99 during recal / steady: ${(p99During / p99Steady).toFixed(3)} (${ms(p99During)} vs ${ms(p99Steady)})`);
 
