@@ -13,6 +13,7 @@ import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
 import { interleaved } from './bench/timing.js';
+import { daemonBenchmarks } from './bench/daemon.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
 
 const args = new Set(process.argv.slice(2));
@@ -131,6 +132,7 @@ async function main() {
   await latency(int8Bytes, fp32Bytes, test.images);
   await calibrationCost(fp32Bytes, train.images);
   calibrateRss(train.images);
+  rows.push(...(await daemonBenchmarks({ quick, log })));
   if (json) {
     process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');
     return;
