@@ -6,11 +6,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { spawnSync } from 'node:child_process';
 import mqtt, { type MqttClient } from 'mqtt';
 import { FleetClient, signPayload } from '../../src/fleet/index.js';
 import { loadMnistSplit } from '../../scripts/lib/mnist-data.js';
 import { inferDigits, mqttConfig, startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
 import { startBroker, type TestBroker } from '../helpers/mosquitto.js';
+import { repoRoot } from '../helpers/paths.js';
 
 const KEY = Buffer.from('fleet-test-signing-key-0123456789abcdef');
 let broker: TestBroker;
@@ -295,6 +297,36 @@ describe(`fleet over MQTT`, () => {
 
     await expect(mqtt.connectAsync(broker.url, { username: 'dev-b', password: 'wrong', reconnectPeriod: 0, protocolVersion: 5 })).rejects.toThrow(/Not authorized|Bad User Name or Password/i);
     await expect(mqtt.connectAsync(broker.url, { reconnectPeriod: 0, protocolVersion: 5 })).rejects.toThrow();
+  });
+
+  it('calibd fleet: ls, config get/set, rollback, recalibrate --all (tables and --json)', async () => {
+    const env = { ...process.env, CALIBD_MQTT_URL: broker.url, CALIBD_MQTT_USERNAME: 'operator', CALIBD_MQTT_PASSWORD: broker.users.operator, CALIBD_MQTT_SIGNING_KEY_FILE: join(dir, 'key') };
+    const cli = (...args: string[]) => {
+      const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'fleet', ...args], { env, encoding: 'utf8', timeout: 60_000 });
+      return { code: r.status, out: r.stdout, err: r.stderr };
+    };
+    const ls = cli('ls', '--json');
+    expect(ls.code, ls.err).toBe(0);
+    expect(JSON.parse(ls.out).map((d: any) => d.device)).toEqual(expect.arrayContaining(['dev-a', 'dev-b']));
+    expect(cli('ls').out).toMatch(/^DEVICE\s+STATE\s+VERSION/);
+    const set = cli('config', 'dev-a', 'set', 'recalibration.driftThreshold=0.5');
+    expect(set.code, set.err + set.out).toBe(0);
+    expect(set.out).toMatch(/dev-a\s+ok\s+recalibration.driftThreshold=0.5/);
+    const bad = cli('config', 'dev-a', 'set', 'sampling.oneIn=0');
+    expect(bad.code).toBe(1);
+    expect(bad.out).toMatch(/dev-a\s+error/);
+    const get = cli('config', 'dev-a', 'get', 'recalibration.driftThreshold', '--json');
+    expect(JSON.parse(get.out).replies[0]).toMatchObject({ status: 'ok', data: { value: 0.5 } });
+    const rb = cli('rollback', 'dev-a', '1');
+    expect(rb.out).toMatch(/dev-a\s+ok\s+active v1/);
+    const all = cli('recalibrate', '--all', '--json');
+    const replies = JSON.parse(all.out).replies;
+    // dev-a has samples; dev-b's buffer was cleared above and says so.
+    expect(replies.map((r: any) => [r.device, r.status])).toEqual([['dev-a', 'ok'], ['dev-b', 'error']]);
+    expect(all.code).toBe(1);
+    const usage = cli('recalibrate');
+    expect(usage.code).toBe(2);
+    expect(usage.err).toMatch(/device id or --all/);
   });
 
   it('the last will marks a device offline after kill -9; a restart is retained online at once', async () => {
