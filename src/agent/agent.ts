@@ -17,7 +17,7 @@ import { schedule, type ScheduledTask } from 'node-cron';
 import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
 import type { CalibrationMethod } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
-import type { CalibdConfig } from '../config/index.js';
+import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { readModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import { sha256, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
@@ -86,6 +86,8 @@ export class CalibrationAgent extends EventEmitter {
   private fp32Bytes: Uint8Array;
   private active: ProfileRecord | null = null;
   private method: CalibrationMethod;
+  /** Set by applyConfig('recalibration.method'): the method the next recalibration switches to. */
+  private nextMethod: CalibrationMethod | null = null;
   private lastCalibrationAt = 0; // inference count
   private learnedSinceCalibration = 0;
   readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
@@ -312,7 +314,7 @@ export class CalibrationAgent extends EventEmitter {
 
   private async recalibrateNow(req: { method?: string; full?: boolean }, trigger: Trigger): Promise<RecalibrationResult> {
     if (this.closed) throw new CalibdError('closed', 'calibd is shutting down');
-    const method = (req.method ?? this.method) as CalibrationMethod;
+    const method = (req.method ?? this.nextMethod ?? this.method) as CalibrationMethod;
     const allowed = ['minmax', 'percentile', 'entropy', 'mse'];
     if (!allowed.includes(method)) {
       throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${allowed.join(', ')}` });
@@ -341,6 +343,7 @@ export class CalibrationAgent extends EventEmitter {
         }
         if (chunk.length) await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
       }
+      this.nextMethod = null;
       const { model, profile } = await this.worker.call('build', {});
       const validation = this.validationSet();
       const current = this.active?.modelPath ? readFileSync(this.active.modelPath) : null;
@@ -426,6 +429,25 @@ export class CalibrationAgent extends EventEmitter {
     await this.activate(target.version, bytes, 'rollback', { from: cur?.version ?? 0 }, true);
     this.counters.rollbacks++;
     return { version: target.version };
+  }
+
+  /**
+   * Changes one runtime-tunable key (see config/runtime.ts) on the running agent; validated
+   * by applyRuntimeChange, which throws a ConfigError and changes nothing on a bad value.
+   * Returns the new value.
+   */
+  applyConfig(key: string, value: unknown): unknown {
+    const next = applyRuntimeChange(this.config, key, value);
+    const [section, leaf] = key.split('.') as ['sampling' | 'recalibration', string];
+    if (key === 'recalibration.cron') {
+      this.cronTask?.stop();
+      this.cronTask = next.recalibration.cron ? schedule(next.recalibration.cron, () => void this.recalibrate({}, 'cron').catch(() => undefined)) : null;
+    }
+    if (key === 'recalibration.method') this.nextMethod = next.recalibration.method as CalibrationMethod;
+    Object.assign(this.config[section], next[section]);
+    const applied = (this.config[section] as Record<string, unknown>)[leaf];
+    this.emitEvent('config.changed', { key, value: applied });
+    return applied;
   }
 
   calibrations(): unknown[] {

@@ -4,6 +4,7 @@
 import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
+import { fleetCommand } from './fleet.js';
 import { serveCommand } from './serve.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -67,9 +68,12 @@ export async function run(argv: string[]): Promise<number> {
       await serveCommand(o);
     });
 
+  let exitCode = 0;
+  program.addCommand(fleetCommand((code) => (exitCode = code)));
+
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return 0;
+    return exitCode;
   } catch (err) {
     if (err instanceof CommanderError) {
       // Help and version exit 0; usage errors were already printed by commander.

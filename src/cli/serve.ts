@@ -6,12 +6,12 @@ import { pino } from 'pino';
 import { CalibrationAgent, agentMetrics } from '../agent/index.js';
 import { createApiServer } from '../api/index.js';
 import { loadConfig } from '../config/index.js';
+import { FleetMember, LatencyRecorder, fleetOptionsFromEnv, recordEngineLatency } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
 
 export async function serveCommand(o: { config?: string }): Promise<void> {
   const config = loadConfig({ file: o.config });
   const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId } });
-  if (config.mqtt) logger.warn({ mqtt: config.mqtt.url }, 'fleet (MQTT) support is not in this build yet; mqtt settings are ignored');
   const agent = await CalibrationAgent.start(config, logger);
   const api = createApiServer(
     {
@@ -30,6 +30,18 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
     await agent.close();
     throw err;
   }
+  // Fleet over MQTT. Connecting happens in the background; a broker that is down, or an
+  // embedded broker that cannot listen, is logged and never stops inference.
+  let fleet: FleetMember | null = null;
+  if (config.mqtt) {
+    try {
+      const latency = new LatencyRecorder();
+      recordEngineLatency(agent.engine, latency);
+      fleet = await FleetMember.start(agent, logger, { ...fleetOptionsFromEnv(process.env), latency });
+    } catch (err) {
+      logger.error({ err: (err as Error).message }, 'fleet (MQTT) not started; serving without it');
+    }
+  }
   const notifier = SystemdNotifier.fromEnv(process.env, { logger });
   await notifier?.ready(`serving ${config.modelName} on ${config.http.host}:${port}`);
   const stopWatchdog = notifier?.startWatchdog();
@@ -43,6 +55,7 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
   stopWatchdog?.();
   await notifier?.stopping();
   await api.close();
+  await fleet?.stop().catch((err: Error) => logger.warn({ err: err.message }, 'fleet stop failed'));
   await agent.close();
   logger.info({}, 'stopped');
 }

@@ -20,6 +20,20 @@ export interface Daemon {
   kill9(): Promise<void>;
 }
 
+/** An mqtt config section for a device on a test broker (test/helpers/mosquitto.ts). */
+export function mqttConfig(url: string, opts: { user?: string; passwordFile?: string; metricsIntervalSec?: number; queueMax?: number; protocolVersion?: 4 | 5; keepalive?: number } = {}): Record<string, unknown> {
+  return {
+    url,
+    baseTopic: 'calibd',
+    protocolVersion: opts.protocolVersion ?? 5,
+    ...(opts.user ? { username: opts.user } : {}),
+    ...(opts.passwordFile ? { passwordFile: opts.passwordFile } : {}),
+    keepalive: opts.keepalive ?? 5,
+    metricsIntervalSec: opts.metricsIntervalSec ?? 1,
+    queueMax: opts.queueMax ?? 50,
+  };
+}
+
 export function writeConfig(stateDir: string, overrides: Record<string, unknown> = {}): string {
   const config = {
     model: paths.mnistModel,
@@ -37,10 +51,10 @@ export function writeConfig(stateDir: string, overrides: Record<string, unknown>
   return path;
 }
 
-export async function startDaemon(opts: { stateDir?: string; config?: Record<string, unknown>; configPath?: string } = {}): Promise<Daemon> {
+export async function startDaemon(opts: { stateDir?: string; config?: Record<string, unknown>; configPath?: string; env?: Record<string, string> } = {}): Promise<Daemon> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'calibd-daemon-'));
   const configPath = opts.configPath ?? writeConfig(stateDir, opts.config);
-  const proc = spawn(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
   const logs: string[] = [];
   let exited: number | null | undefined;
   const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => { exited = code; resolve(code); }));

@@ -1,0 +1,184 @@
+// The operator's side: list devices from their retained status, send a request to one
+// device or the whole fleet and collect the answers, watch telemetry. Used by
+// `calibd fleet …` and by the tests.
+
+import { randomBytes } from 'node:crypto';
+import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import { deviceOf, requestTopic } from './topics.js';
+import { signPayload } from './signing.js';
+
+export interface FleetClientOptions {
+  url: string;
+  baseTopic?: string;
+  protocolVersion?: 4 | 5;
+  username?: string;
+  password?: string;
+  tls?: { ca?: Buffer; cert?: Buffer; key?: Buffer };
+  signingKey?: Buffer;
+  clientId?: string;
+  connectTimeoutMs?: number;
+}
+
+export interface DeviceReply {
+  device: string;
+  status: 'ok' | 'error';
+  data: unknown;
+  error?: string;
+  /** Milliseconds from the request to this answer. */
+  ms: number;
+}
+
+export interface DeviceStatus {
+  device: string;
+  state: string;
+  [k: string]: unknown;
+}
+
+export class FleetClient {
+  readonly base: string;
+  private handlers = new Set<(topic: string, payload: Buffer, packet: IPublishPacket) => void>();
+
+  private constructor(
+    readonly client: MqttClient,
+    private readonly o: FleetClientOptions,
+  ) {
+    this.base = o.baseTopic ?? 'calibd';
+    client.on('message', (topic, payload, packet) => {
+      for (const h of this.handlers) h(topic, payload, packet);
+    });
+  }
+
+  static async connect(o: FleetClientOptions): Promise<FleetClient> {
+    const opts: IClientOptions = {
+      clientId: o.clientId ?? `calibd-cli-${randomBytes(4).toString('hex')}`,
+      protocolVersion: o.protocolVersion ?? 5,
+      clean: true,
+      reconnectPeriod: 0,
+      connectTimeout: o.connectTimeoutMs ?? 5000,
+      queueQoSZero: false,
+      username: o.username,
+      password: o.password,
+      ...(o.tls ?? {}),
+    };
+    const client = await mqtt.connectAsync(o.url, opts);
+    client.on('error', () => undefined); // surfaced through the awaited calls instead
+    return new FleetClient(client, o);
+  }
+
+  private listen(h: (topic: string, payload: Buffer, packet: IPublishPacket) => void): () => void {
+    this.handlers.add(h);
+    return () => this.handlers.delete(h);
+  }
+
+  /** Subscribes and throws when the broker refuses (SUBACK failure code). */
+  async subscribe(filters: string[]): Promise<void> {
+    const granted = await this.client.subscribeAsync(filters, { qos: 1 });
+    const refused = granted.filter((g) => g.qos >= 0x80);
+    if (refused.length) throw new Error(`broker refused subscription to ${refused.map((g) => g.topic).join(', ')} (not authorized?)`);
+  }
+
+  /** Retained status of every device, gathered until no new one arrived for `quietMs`. */
+  async devices(opts: { maxWaitMs?: number; quietMs?: number } = {}): Promise<DeviceStatus[]> {
+    const found = new Map<string, DeviceStatus>();
+    let last = Date.now();
+    const stop = this.listen((topic, payload) => {
+      const d = deviceOf(this.base, topic);
+      if (!d || d.rest !== 'status') return;
+      try {
+        const s = JSON.parse(payload.toString()) as Record<string, unknown>;
+        found.set(d.device, { ...s, device: d.device, state: String(s.state ?? 'unknown') });
+        last = Date.now();
+      } catch {
+        found.set(d.device, { device: d.device, state: 'unreadable' });
+      }
+    });
+    const filter = `${this.base}/+/status`;
+    try {
+      await this.subscribe([filter]);
+      const t0 = Date.now();
+      const max = opts.maxWaitMs ?? 2000;
+      const quiet = opts.quietMs ?? 300;
+      while (Date.now() - t0 < max && Date.now() - last < quiet + (found.size === 0 ? 700 : 0)) await sleep(50);
+    } finally {
+      stop();
+      await this.client.unsubscribeAsync(filter).catch(() => undefined);
+    }
+    return [...found.values()].sort((a, b) => a.device.localeCompare(b.device));
+  }
+
+  /**
+   * Sends `command` to one device (target) or the fleet (null) and collects answers until
+   * every expected device answered or the timeout. One device: done at its first answer.
+   */
+  async request(target: string | null, command: string, args: Record<string, unknown> = {}, opts: { timeoutMs?: number; expect?: string[] } = {}): Promise<DeviceReply[]> {
+    const transaction = randomBytes(8).toString('hex');
+    let body: Record<string, unknown> = { ...args, transaction };
+    if (this.o.signingKey) body = signPayload(this.o.signingKey, command, body);
+    const responses = `${this.base}/${target ?? '+'}/response/${command}`;
+    const replies = new Map<string, DeviceReply>();
+    const t0 = Date.now();
+    const expect = target ? new Set([target]) : opts.expect ? new Set(opts.expect) : null;
+    let done!: () => void;
+    const finished = new Promise<void>((r) => (done = r));
+    const stop = this.listen((topic, payload, packet) => {
+      const d = deviceOf(this.base, topic);
+      if (!d || d.rest !== `response/${command}`) return;
+      let r: { status?: string; data?: unknown; error?: string; transaction?: unknown };
+      try {
+        r = JSON.parse(payload.toString());
+      } catch {
+        return;
+      }
+      const corr = packet.properties?.correlationData?.toString();
+      if (r.transaction !== transaction && corr !== transaction) return;
+      replies.set(d.device, { device: d.device, status: r.status === 'ok' ? 'ok' : 'error', data: r.data ?? null, error: r.error, ms: Date.now() - t0 });
+      if (expect && [...expect].every((e) => replies.has(e))) done();
+    });
+    try {
+      await this.subscribe([responses]);
+      const props = (this.o.protocolVersion ?? 5) === 5 ? { correlationData: Buffer.from(transaction) } : undefined;
+      await this.client.publishAsync(requestTopic(this.base, target, command), JSON.stringify(body), { qos: 1, properties: props });
+      const timer = setTimeout(done, opts.timeoutMs ?? 10_000);
+      await finished;
+      clearTimeout(timer);
+    } finally {
+      stop();
+      await this.client.unsubscribeAsync(responses).catch(() => undefined);
+    }
+    return [...replies.values()].sort((a, b) => a.device.localeCompare(b.device));
+  }
+
+  /**
+   * Streams status (retained, normal subscription), metrics and events. Metrics and events
+   * use a shared subscription ($share/<group>/…): watchers given the same group split the
+   * stream, which is how a consumer scales out on a clustered broker.
+   */
+  async watch(device: string | null, group: string, on: (device: string, kind: string, payload: unknown) => void): Promise<() => Promise<void>> {
+    const dev = device ?? '+';
+    const filters = [`${this.base}/${dev}/status`, `$share/${group}/${this.base}/${dev}/metrics`, `$share/${group}/${this.base}/${dev}/events`];
+    const stop = this.listen((topic, payload) => {
+      const d = deviceOf(this.base, topic);
+      if (!d || !['status', 'metrics', 'events'].includes(d.rest)) return;
+      let v: unknown;
+      try {
+        v = JSON.parse(payload.toString());
+      } catch {
+        v = payload.toString();
+      }
+      on(d.device, d.rest, v);
+    });
+    await this.subscribe(filters);
+    return async () => {
+      stop();
+      await this.client.unsubscribeAsync(filters).catch(() => undefined);
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync().catch(() => undefined);
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}

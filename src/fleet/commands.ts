@@ -1,0 +1,106 @@
+// The commands a device answers over MQTT, as plain functions of the agent: argument
+// checking first (a bad argument is an error with no state change), then one agent call.
+
+import { CalibdError, OptionError } from '../common/errors.js';
+import { calibrationMethods, isRuntimeTunableKey, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
+import type { CommandName } from './topics.js';
+
+/** What the commands need from CalibrationAgent (it satisfies this structurally). */
+export interface CommandTarget {
+  readonly config: CalibdConfig;
+  status(): Record<string, unknown>;
+  recalibrate(req: { method?: string; full?: boolean }): Promise<unknown>;
+  rollback(req: { version?: number }): Promise<{ version: number }>;
+  applyConfig(key: string, value: unknown): unknown;
+  readonly buffer: { stats(): object; clear(): void; count(): number };
+}
+
+/** Fields any request may carry besides its arguments. */
+const ENVELOPE = new Set(['transaction', 'ts', 'sig']);
+
+function args(command: string, body: Record<string, unknown>, allowed: string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(body)) {
+    if (ENVELOPE.has(k)) continue;
+    if (!allowed.includes(k)) {
+      throw new OptionError(`${command}: unknown field '${k}'`, { value: k, hint: allowed.length ? `allowed: ${allowed.join(', ')}` : 'this command takes no arguments' });
+    }
+    out[k] = v;
+  }
+  return out;
+}
+
+const SECRET_KEYS = new Set(['http.token']);
+
+function readKey(config: CalibdConfig, key: string): unknown {
+  let cur: unknown = config;
+  for (const part of key.split('.')) {
+    if (cur === null || typeof cur !== 'object' || !(part in (cur as object))) {
+      throw new OptionError(`no config key ${key}`, { value: key, hint: `runtime-tunable keys: ${runtimeTunableKeys.join(', ')}` });
+    }
+    cur = (cur as Record<string, unknown>)[part];
+  }
+  return cur;
+}
+
+function redacted(config: CalibdConfig): Record<string, unknown> {
+  const c = structuredClone(config) as unknown as Record<string, Record<string, unknown> | unknown>;
+  const http = c.http as Record<string, unknown>;
+  if (http.token !== undefined) http.token = '***';
+  return c as Record<string, unknown>;
+}
+
+export async function runCommand(agent: CommandTarget, command: CommandName, body: Record<string, unknown>): Promise<unknown> {
+  switch (command) {
+    case 'recalibrate': {
+      const a = args(command, body, ['method', 'full']);
+      if (a.method !== undefined && !(calibrationMethods as readonly unknown[]).includes(a.method)) {
+        throw new OptionError(`unknown calibration method '${String(a.method)}'`, { value: a.method, hint: `use one of ${calibrationMethods.join(', ')}` });
+      }
+      if (a.full !== undefined && typeof a.full !== 'boolean') throw new OptionError(`'full' must be true or false`, { value: a.full });
+      return agent.recalibrate({ method: a.method as string | undefined, full: a.full as boolean | undefined });
+    }
+    case 'rollback': {
+      const a = args(command, body, ['version']);
+      if (a.version !== undefined && !(Number.isInteger(a.version) && (a.version as number) > 0)) {
+        throw new OptionError(`'version' must be a positive integer`, { value: a.version });
+      }
+      return agent.rollback({ version: a.version as number | undefined });
+    }
+    case 'status':
+      args(command, body, []);
+      return agent.status();
+    case 'config/get': {
+      const a = args(command, body, ['key']);
+      if (a.key === undefined) {
+        const tunable: Record<string, unknown> = {};
+        for (const k of runtimeTunableKeys) tunable[k] = readKey(agent.config, k);
+        return { tunable, config: redacted(agent.config) };
+      }
+      if (typeof a.key !== 'string') throw new OptionError(`'key' must be a string`, { value: a.key });
+      const value = SECRET_KEYS.has(a.key) ? '***' : readKey(agent.config, a.key);
+      return { key: a.key, value, tunable: isRuntimeTunableKey(a.key) };
+    }
+    case 'config/set': {
+      const a = args(command, body, ['key', 'value']);
+      if (typeof a.key !== 'string') throw new OptionError(`config/set needs 'key' (a string) and 'value'`, { value: a.key, hint: `runtime-tunable keys: ${runtimeTunableKeys.join(', ')}` });
+      if (!('value' in a)) throw new OptionError(`config/set needs 'value'`, { value: a.key });
+      const previous = isRuntimeTunableKey(a.key) ? readKey(agent.config, a.key) : undefined;
+      const value = agent.applyConfig(a.key, a.value);
+      return { key: a.key, value, previous };
+    }
+    case 'buffer/stats':
+      args(command, body, []);
+      return agent.buffer.stats();
+    case 'buffer/clear': {
+      args(command, body, []);
+      const rows = agent.buffer.count();
+      agent.buffer.clear();
+      return { cleared: rows };
+    }
+    default: {
+      const never: never = command;
+      throw new CalibdError('unknown-command', `unknown command ${String(never)}`);
+    }
+  }
+}

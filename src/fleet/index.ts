@@ -1,0 +1,13 @@
+// Fleet over MQTT: the device side (FleetMember), the operator side (FleetClient) and the
+// pieces they share (topics, signing, bounded queue, backoff, latency recorder).
+export { FleetMember, type FleetAgent, type FleetMemberOptions, type ResponseBody } from './member.js';
+export { FleetClient, type FleetClientOptions, type DeviceReply } from './client.js';
+export { FleetConnection, resolvePassword, readTlsFiles, redactUrl, type ConnectionOptions, type ConnectionStats, type FleetLogger } from './connection.js';
+export { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from './broker.js';
+export { runCommand, type CommandTarget } from './commands.js';
+export { Backoff, type BackoffOptions } from './backoff.js';
+export { BoundedQueue, type QueuedMessage } from './queue.js';
+export { LatencyRecorder, recordEngineLatency, type LatencySummary } from './latency.js';
+export { SignatureVerifier, canonicalJson, readSigningKey, signPayload, signatureOf, type VerifyResult } from './signing.js';
+export { commandNames, deviceOf, deviceTopics, isCommandName, mutatingCommands, requestTopic, FLEET_LEVEL, type CommandName, type DeviceTopics } from './topics.js';
+export { fleetOptionsFromEnv } from './env.js';

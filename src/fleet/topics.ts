@@ -1,0 +1,58 @@
+// Topic names under <base>/<device-id>/ and the fleet-wide request prefix. Command names
+// may span levels (config/get), so a request topic is parsed by prefix, not by position.
+
+export const FLEET_LEVEL = 'fleet';
+
+export const commandNames = ['recalibrate', 'rollback', 'status', 'config/get', 'config/set', 'buffer/stats', 'buffer/clear'] as const;
+export type CommandName = (typeof commandNames)[number];
+
+/** Commands that change state: refused without a valid signature when a signing key is set. */
+export const mutatingCommands: ReadonlySet<string> = new Set(['recalibrate', 'rollback', 'config/set', 'buffer/clear']);
+
+export function isCommandName(s: string): s is CommandName {
+  return (commandNames as readonly string[]).includes(s);
+}
+
+export interface DeviceTopics {
+  prefix: string;
+  status: string;
+  metrics: string;
+  events: string;
+  /** Subscriptions that deliver this device's requests. */
+  requestFilters: [string, string];
+  response(command: string): string;
+  /** The command named by a request topic, or null when the topic is not a request for this device. */
+  commandOf(topic: string): string | null;
+}
+
+export function deviceTopics(base: string, deviceId: string): DeviceTopics {
+  const prefix = `${base}/${deviceId}/`;
+  const own = `${prefix}request/`;
+  const fleet = `${base}/${FLEET_LEVEL}/request/`;
+  return {
+    prefix,
+    status: `${prefix}status`,
+    metrics: `${prefix}metrics`,
+    events: `${prefix}events`,
+    requestFilters: [`${own}#`, `${fleet}#`],
+    response: (command) => `${prefix}response/${command}`,
+    commandOf(topic) {
+      if (topic.startsWith(own)) return topic.slice(own.length);
+      if (topic.startsWith(fleet)) return topic.slice(fleet.length);
+      return null;
+    },
+  };
+}
+
+/** The device id in `<base>/<device>/<rest>`, or null. */
+export function deviceOf(base: string, topic: string): { device: string; rest: string } | null {
+  if (!topic.startsWith(`${base}/`)) return null;
+  const tail = topic.slice(base.length + 1);
+  const slash = tail.indexOf('/');
+  if (slash <= 0) return null;
+  return { device: tail.slice(0, slash), rest: tail.slice(slash + 1) };
+}
+
+export function requestTopic(base: string, target: string | null, command: string): string {
+  return `${base}/${target ?? FLEET_LEVEL}/request/${command}`;
+}
