@@ -6,7 +6,7 @@ import { pino } from 'pino';
 import { CalibrationAgent, agentMetrics } from '../agent/index.js';
 import { createApiServer } from '../api/index.js';
 import { loadConfig } from '../config/index.js';
-import { FleetMember, LatencyRecorder, fleetOptionsFromEnv, recordEngineLatency } from '../fleet/index.js';
+import { FleetMember, LatencyRecorder, fleetOptionsFromConfig, recordEngineLatency } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
 
 export async function serveCommand(o: { config?: string }): Promise<void> {
@@ -37,7 +37,7 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
     try {
       const latency = new LatencyRecorder();
       recordEngineLatency(agent.engine, latency);
-      fleet = await FleetMember.start(agent, logger, { ...fleetOptionsFromEnv(process.env), latency });
+      fleet = await FleetMember.start(agent, logger, { ...fleetOptionsFromConfig(config, process.env), latency });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'fleet (MQTT) not started; serving without it');
     }

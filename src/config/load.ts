@@ -42,6 +42,10 @@ export const envBindings: readonly EnvBinding[] = [
   { name: 'CALIBD_THREADS', key: ['threads'], kind: 'int' },
   // 'off' turns MQTT off, whatever the file says.
   { name: 'CALIBD_MQTT_URL', key: ['mqtt', 'url'], kind: 'string' },
+  { name: 'CALIBD_MQTT_EMBEDDED_PORT', key: ['mqtt', 'embeddedPort'], kind: 'int' },
+  { name: 'CALIBD_MQTT_SIGNING_KEY_FILE', key: ['mqtt', 'signingKeyFile'], kind: 'string' },
+  { name: 'CALIBD_MQTT_SIGNING_WINDOW_SEC', key: ['mqtt', 'signingWindowSec'], kind: 'int' },
+  { name: 'CALIBD_MQTT_BACKOFF_MAX_MS', key: ['mqtt', 'backoffMaxMs'], kind: 'int' },
   { name: 'CALIBD_LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
 ];
 
@@ -50,6 +54,7 @@ const PATH_KEYS: readonly string[][] = [
   ['model'],
   ['stateDir'],
   ['mqtt', 'passwordFile'],
+  ['mqtt', 'signingKeyFile'],
   ['mqtt', 'ca'],
   ['mqtt', 'cert'],
   ['mqtt', 'key'],
@@ -213,7 +218,11 @@ function applyEnv(target: Record<string, unknown>, env: Record<string, string | 
       }
       value = Number(text);
     }
-    if (b.key.length > 1 && (target[b.key[0]] === null || typeof target[b.key[0]] !== 'object')) target[b.key[0]] = {};
+    if (b.key.length > 1 && (target[b.key[0]] === null || typeof target[b.key[0]] !== 'object')) {
+      // Only CALIBD_MQTT_URL turns MQTT on; the other mqtt variables tune it when it is on.
+      if (b.key[0] === 'mqtt' && b.name !== 'CALIBD_MQTT_URL') continue;
+      target[b.key[0]] = {};
+    }
     setAt(target, b.key, value);
     applied.set(b.key.join('.'), b.name);
   }

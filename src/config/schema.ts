@@ -92,6 +92,10 @@ export const mqttSchema = z
     keepalive: z.int().min(0).max(65535).default(30),
     metricsIntervalSec: z.int().min(1).default(30),
     queueMax: z.int().min(0).default(1000),
+    embeddedPort: z.int().min(0).max(65535).default(1883),
+    signingKeyFile: nonEmpty.optional(),
+    signingWindowSec: z.int().min(1).max(3600).default(30),
+    backoffMaxMs: z.int().min(100).max(3_600_000).default(30_000),
   })
   .superRefine((m, ctx) => {
     // A client certificate without its key (or the reverse) fails only at connect time.

@@ -10,4 +10,4 @@ export { BoundedQueue, type QueuedMessage } from './queue.js';
 export { LatencyRecorder, recordEngineLatency, type LatencySummary } from './latency.js';
 export { SignatureVerifier, canonicalJson, readSigningKey, signPayload, signatureOf, type VerifyResult } from './signing.js';
 export { commandNames, deviceOf, deviceTopics, isCommandName, mutatingCommands, requestTopic, FLEET_LEVEL, type CommandName, type DeviceTopics } from './topics.js';
-export { fleetOptionsFromEnv } from './env.js';
+export { fleetOptionsFromConfig } from './env.js';

@@ -53,7 +53,7 @@ describe('defaults', () => {
 
   it('fills mqtt defaults when the section is present', () => {
     const c = loadConfig({ overrides: { mqtt: {} } });
-    expect(c.mqtt).toEqual({ url: 'embedded', baseTopic: 'calibd', protocolVersion: 5, keepalive: 30, metricsIntervalSec: 30, queueMax: 1000 });
+    expect(c.mqtt).toEqual({ url: 'embedded', baseTopic: 'calibd', protocolVersion: 5, keepalive: 30, metricsIntervalSec: 30, queueMax: 1000, embeddedPort: 1883, signingWindowSec: 30, backoffMaxMs: 30_000 });
   });
 
   it('sanitises host names into device ids', () => {
@@ -344,5 +344,14 @@ describe('applyRuntimeChange', () => {
     expect(configError(() => applyRuntimeChange(base, 'sampling.oneIn', 0)).key).toBe('sampling.oneIn');
     expect(configError(() => applyRuntimeChange(base, 'recalibration.cron', 'every day')).message).toContain('not a cron expression');
     expect(configError(() => applyRuntimeChange(base, 'recalibration.gateMargin', undefined)).message).toContain('required');
+  });
+});
+
+describe('mqtt tuning variables', () => {
+  it('apply when MQTT is on and never turn it on by themselves', () => {
+    const on = loadConfig({ overrides: { mqtt: {} }, env: { CALIBD_MQTT_EMBEDDED_PORT: '0', CALIBD_MQTT_BACKOFF_MAX_MS: '2000', CALIBD_MQTT_SIGNING_WINDOW_SEC: '5' } });
+    expect(on.mqtt).toMatchObject({ embeddedPort: 0, backoffMaxMs: 2000, signingWindowSec: 5 });
+    const off = loadConfig({ env: { CALIBD_MQTT_EMBEDDED_PORT: '0' } });
+    expect(off.mqtt).toBeNull();
   });
 });
