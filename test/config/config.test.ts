@@ -349,7 +349,7 @@ describe('applyRuntimeChange', () => {
 
 describe('mqtt tuning variables', () => {
   it('apply when MQTT is on and never turn it on by themselves', () => {
-    const on = loadConfig({ overrides: { mqtt: {} }, env: { CALIBD_MQTT_EMBEDDED_PORT: '0', CALIBD_MQTT_BACKOFF_MAX_MS: '2000', CALIBD_MQTT_SIGNING_WINDOW_SEC: '5' } });
+    const on = loadConfig({ env: { CALIBD_MQTT_URL: 'embedded', CALIBD_MQTT_EMBEDDED_PORT: '0', CALIBD_MQTT_BACKOFF_MAX_MS: '2000', CALIBD_MQTT_SIGNING_WINDOW_SEC: '5' } });
     expect(on.mqtt).toMatchObject({ embeddedPort: 0, backoffMaxMs: 2000, signingWindowSec: 5 });
     const off = loadConfig({ env: { CALIBD_MQTT_EMBEDDED_PORT: '0' } });
     expect(off.mqtt).toBeNull();
