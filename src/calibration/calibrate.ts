@@ -139,7 +139,7 @@ export class Calibrator {
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
         ...(o.method === 'entropy' ? { quantLevels: o.quantLevels ?? 128 } : {}),
         ...(o.method !== 'minmax' ? { bins: o.bins ?? 2048 } : {}),
-        ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64 } : {}),
+        ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64, ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}) } : {}),
       },
       sampleCount: this.observed,
       rejectedSamples: this.rejected,

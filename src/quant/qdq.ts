@@ -46,6 +46,14 @@ const CHAINED_OPS = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAvera
 const SHARED_PARAM_OPS = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Activations ORT folds into the preceding quantized op when it is the sole consumer. */
 const FUSED_ACTIVATIONS = new Set(['Relu', 'Clip']);
+/**
+ * ORT fuses DQ → Conv/MatMul → Q into ONNX-domain QLinearConv / QLinearMatMul, which exist
+ * from opset 10: at opset 9 it builds them anyway and then refuses the graph ("No Op
+ * registered for QLinearConv with domain_version of 9"). Opset 10 keeps every opset-9
+ * schema except these, so an opset-9 model without them is lifted to 10.
+ */
+const MIN_FUSED_OPSET = 10;
+const CHANGED_AT_OPSET_10 = new Set(['Slice', 'TopK', 'Upsample', 'Dropout']);
 
 export interface QuantizationPlan {
   /** Activation tensors that get a Q/DQ pair, in graph order. */
@@ -145,6 +153,15 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
   });
 
   const opset = onnxOpset(model);
+  if (opset < MIN_FUSED_OPSET && nodes.length > 0) {
+    const blocker = graph.node.find((n) => (n.domain === '' || n.domain === 'ai.onnx') && CHANGED_AT_OPSET_10.has(n.opType));
+    if (blocker) {
+      throw new OptionError(`opset ${opset} model: its INT8 graph needs opset ${MIN_FUSED_OPSET}, whose ${blocker.opType} differs from opset ${opset}'s`, {
+        value: blocker.name || blocker.opType,
+        hint: `convert the model to opset ${MIN_FUSED_OPSET} or later first (e.g. onnx.version_converter)`,
+      });
+    }
+  }
   return {
     tensors: order,
     sharedWith,
@@ -332,6 +349,10 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
 
   if (domain === 'com.microsoft' && !out.opsetImport.some((o) => o.domain === 'com.microsoft')) {
     out.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: 'com.microsoft', version: 1n }));
+  }
+  // planQuantization has checked that nothing in the graph changes meaning at opset 10.
+  if (plan.nodes.length > 0 && onnxOpset(out) < MIN_FUSED_OPSET) {
+    for (const o of out.opsetImport) if (o.domain === '' || o.domain === 'ai.onnx') o.version = BigInt(MIN_FUSED_OPSET);
   }
   // Unused float weights would double the file; drop initializers nothing reads any more.
   const used = new Set(graph.node.flatMap((n) => n.input));
