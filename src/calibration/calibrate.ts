@@ -136,6 +136,7 @@ export class Calibrator {
         symmetricActivations: o.symmetricActivations ?? false,
         reduceRange: o.reduceRange ?? false,
         exclude: o.exclude ?? [],
+        ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
         ...(o.method === 'entropy' ? { quantLevels: o.quantLevels ?? 128 } : {}),
         ...(o.method !== 'minmax' ? { bins: o.bins ?? 2048 } : {}),
@@ -145,7 +146,7 @@ export class Calibrator {
       rejectedSamples: this.rejected,
       qdqDomain: this.plan.qdqDomain || 'ai.onnx',
       quantizedNodes: this.plan.nodes.length,
-      excludedNodes: o.exclude ?? [],
+      excludedNodes: [...(o.exclude ?? []), ...this.plan.smallConvs],
       tensors,
       ...extra,
     };

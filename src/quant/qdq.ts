@@ -36,6 +36,12 @@ export interface QuantizeOptions {
   reduceRange?: boolean;
   /** Node names or op types to leave in FP32. */
   exclude?: string[];
+  /**
+   * Leave in FP32 every Conv whose reduction per output value, input channels per group ×
+   * kernel area, is below this: depthwise and few-input-channel convs (e.g. 1×3×3, 1×5×5)
+   * run slower as ORT's QLinearConv than in FP32. 0 (default) quantizes every Conv.
+   */
+  minConvReduction?: number;
 }
 
 /** Ops computed by integer kernels: the reason to quantize at all. */
@@ -68,6 +74,8 @@ export interface QuantizationPlan {
   constants: string[];
   /** Domain of the Q/DQ ops: '' (ONNX, opset ≥ 13) or 'com.microsoft' for older opsets. */
   qdqDomain: string;
+  /** Convs left in FP32 by `minConvReduction`. */
+  smallConvs: string[];
 }
 
 function nodeKey(node: NodeProto, i: number): string {
@@ -79,6 +87,8 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
   const index = new GraphIndex(graph);
   const exclude = new Set(options.exclude ?? []);
   const perChannel = options.perChannel ?? true;
+  const minConvReduction = options.minConvReduction ?? 0;
+  const smallConvs: string[] = [];
   const excluded = (n: NodeProto) => exclude.has(n.name) || exclude.has(n.opType);
   const quantized = new Set<string>(); // tensors with a Q/DQ pair
   const sharedWith = new Map<string, string>();
@@ -113,6 +123,14 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
       const activations = node.input.filter((t, k) => k < 2 && isFloatActivation(t));
       if (!wInit && activations.length < 2) return; // weights computed at run time from something else
       if (wInit && wInit.dataType !== DataType.FLOAT) return;
+      if (node.opType === 'Conv' && wInit && minConvReduction > 0) {
+        // W is [M, C/group, kH, kW, …]: everything after axis 0 is summed per output value.
+        const reduction = wInit.dims.slice(1).reduce((a, d) => a * Number(d), 1);
+        if (reduction < minConvReduction) {
+          smallConvs.push(key);
+          return;
+        }
+      }
       for (const t of activations) add(t);
       if (wInit) {
         const rank = wInit.dims.length;
@@ -169,6 +187,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
     weights,
     constants,
     qdqDomain: opset >= 13 ? '' : 'com.microsoft',
+    smallConvs,
   };
 }
 

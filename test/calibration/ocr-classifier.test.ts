@@ -10,6 +10,7 @@ import { ModelBuilder, onnxOpset, parseModel, readModel, type ModelProto } from 
 import { planQuantization } from '../../src/quant/index.js';
 import { createSession, optimizeBasic } from '../../src/runtime/index.js';
 import { syntheticTextLines, type TextLineSet } from '../../scripts/lib/ocr-synthetic.js';
+import { smallCnn } from '../helpers/models.js';
 import { paths } from '../helpers/paths.js';
 
 const OUTPUT = 'softmax_0.tmp_0';
@@ -140,5 +141,35 @@ describe('opset-9 models', () => {
   it('with a Slice (attributes at opset 9, inputs at 10) planning fails with a clear error', async () => {
     const prepared = await optimizeBasic(tinyOpset9(true));
     expect(() => planQuantization(prepared)).toThrow(/needs opset 10, whose Slice differs/);
+  });
+});
+
+describe('minConvReduction: depthwise and few-input-channel convs stay FP32', () => {
+  it('plans by input channels per group × kernel area', async () => {
+    // smallCnn: conv1 [8,1,3,3] and the depthwise dwconv [8,1,3,3] reduce over 9 values.
+    const prepared = await optimizeBasic(smallCnn());
+    expect(planQuantization(prepared, { minConvReduction: 9 }).smallConvs).toEqual([]);
+    const plan = planQuantization(prepared, { minConvReduction: 10 });
+    expect(plan.smallConvs).toEqual(['conv1', 'dwconv']);
+    expect(plan.nodes).toEqual(['fc']);
+    expect(plan.weights.map((w) => w.node)).toEqual(['fc']);
+  });
+
+  it('on the OCR classifier at 32: the 31 small convs run FP32, the rest fuse, and SQNR does not drop', async () => {
+    const source = () => arraySource({ x: { data: calib.data, dims: calib.dims } });
+    const evalSource = () => arraySource({ x: { data: evalSet.data, dims: evalSet.dims } });
+    const full = await calibrate(fp32, source(), { method: 'percentile' });
+    const mixed = await calibrate(fp32, source(), { method: 'percentile', minConvReduction: 32 });
+    expect(mixed.plan.smallConvs).toHaveLength(31);
+    expect(mixed.profile.excludedNodes).toEqual(mixed.plan.smallConvs);
+    expect(mixed.profile.options.minConvReduction).toBe(32);
+    const ops = await fusedOps(mixed.model);
+    expect(ops.QLinearConv).toBe(53 - 31);
+    expect((ops.Conv ?? 0) + (ops.FusedConv ?? 0)).toBe(31);
+    const a = await compareModels(fp32, full.model, evalSource());
+    const b = await compareModels(fp32, mixed.model, evalSource());
+    console.log(`OCR cls percentile, minConvReduction 32: agreement ${(100 * b.agreement).toFixed(1)}%, SQNR ${b.sqnrDb.toFixed(1)} dB (all convs INT8: ${(100 * a.agreement).toFixed(1)}%, ${a.sqnrDb.toFixed(1)} dB)`);
+    expect(b.sqnrDb).toBeGreaterThanOrEqual(a.sqnrDb);
+    expect(b.agreement).toBeGreaterThanOrEqual(a.agreement);
   });
 });
