@@ -1,8 +1,10 @@
 // `npm run bench`: every benchmark in one table, ratios measured side by side in one
-// process. `--json` prints machine-readable results; `--quick` runs fewer repetitions.
+// process. `--json` prints machine-readable results; `--quick` runs fewer repetitions;
+// `--no-ocr` skips the OCR-classifier section.
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
-// against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts.
+// against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
+// PaddleOCR classifier's INT8/FP32 latency and calibration cost (scripts/bench/ocr.ts).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,6 +14,7 @@ import { calibrate, arraySource, type CalibrationMethod } from '../src/calibrati
 import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
+import { ocrBench } from './bench/ocr.js';
 import { interleaved } from './bench/timing.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
 
@@ -131,6 +134,7 @@ async function main() {
   await latency(int8Bytes, fp32Bytes, test.images);
   await calibrationCost(fp32Bytes, train.images);
   calibrateRss(train.images);
+  if (!args.has('--no-ocr')) rows.push(...(await ocrBench({ quick, log })));
   if (json) {
     process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');
     return;
