@@ -5,10 +5,12 @@ import { describe, expect, it, beforeAll } from 'vitest';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arraySource, calibrate, compareModels, CALIBRATION_METHODS, type CalibrationMethod } from '../../src/calibration/index.js';
+import {
+  arraySource, calibrate, compareModels, toFeeds, Calibrator, CollectorSet, CALIBRATION_METHODS, type CalibrationMethod,
+} from '../../src/calibration/index.js';
 import { ModelBuilder, onnxOpset, parseModel, readModel, type ModelProto } from '../../src/onnx/index.js';
 import { planQuantization } from '../../src/quant/index.js';
-import { createSession, optimizeBasic } from '../../src/runtime/index.js';
+import { ActivationTap, createSession, optimizeBasic } from '../../src/runtime/index.js';
 import { syntheticTextLines, type TextLineSet } from '../../scripts/lib/ocr-synthetic.js';
 import { smallCnn } from '../helpers/models.js';
 import { paths } from '../helpers/paths.js';
@@ -171,5 +173,51 @@ describe('minConvReduction: depthwise and few-input-channel convs stay FP32', ()
     console.log(`OCR cls percentile, minConvReduction 32: agreement ${(100 * b.agreement).toFixed(1)}%, SQNR ${b.sqnrDb.toFixed(1)} dB (all convs INT8: ${(100 * a.agreement).toFixed(1)}%, ${a.sqnrDb.toFixed(1)} dB)`);
     expect(b.sqnrDb).toBeGreaterThanOrEqual(a.sqnrDb);
     expect(b.agreement).toBeGreaterThanOrEqual(a.agreement);
+  });
+});
+
+describe('minmax calibration reads extremes computed inside ORT', () => {
+  it('gives exactly the ranges of the activation values themselves', async () => {
+    const source = arraySource({ x: { data: calib.data, dims: calib.dims } });
+    const calibrator = await Calibrator.create(fp32, { method: 'minmax' });
+    const full = await ActivationTap.create(calibrator.prepared, calibrator.tensors);
+    try {
+      const expected = new Map<string, { min: number; max: number }>();
+      for await (const batch of source.batches(32)) {
+        const outputs = await calibrator.observe(batch);
+        expect([...outputs!.keys()]).toEqual([OUTPUT]);
+        const { tensors } = await full.run(toFeeds(batch));
+        for (const [name, values] of tensors) {
+          const r = expected.get(name) ?? { min: Infinity, max: -Infinity };
+          for (const v of values) {
+            if (v < r.min) r.min = v;
+            if (v > r.max) r.max = v;
+          }
+          expected.set(name, r);
+        }
+      }
+      const ranges = calibrator.ranges();
+      expect(calibrator.tensors).toHaveLength(126);
+      expect([...ranges.keys()].sort()).toEqual([...expected.keys()].sort());
+      for (const [name, r] of expected) expect(ranges.get(name)).toEqual({ min: r.min + 0, max: r.max + 0 });
+    } finally {
+      await full.release();
+      await calibrator.release();
+    }
+  });
+
+  it('CollectorSet.updateExtremes matches update() for both min/max observers and refuses histograms', () => {
+    const batches = [[3, -1, 0.5], [7, 2], [-4, 1, 1]];
+    for (const movingAverage of [null, 0.5]) {
+      const a = new CollectorSet('minmax', { movingAverage });
+      const b = new CollectorSet('minmax', { movingAverage });
+      for (const v of batches) {
+        a.update('t', v);
+        b.updateExtremes('t', Math.min(...v), Math.max(...v), v.length);
+      }
+      expect(b.ranges()).toEqual(a.ranges());
+      expect(b.get('t')!.samples).toBe(a.get('t')!.samples);
+    }
+    expect(() => new CollectorSet('entropy').updateExtremes('t', 0, 1, 2)).toThrow(/needs the minmax method/);
   });
 });
