@@ -1,8 +1,11 @@
 // `npm run bench`: every benchmark in one table, ratios measured side by side in one
-// process. `--json` prints machine-readable results; `--quick` runs fewer repetitions.
+// process. `--json` prints machine-readable results; `--quick` runs fewer repetitions;
+// `--no-ocr` skips the OCR-classifier section; `--methods` prints the calibration-method
+// table instead (accuracy change per method and sample count).
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
-// against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts.
+// against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
+// PaddleOCR classifier's INT8/FP32 latency and calibration cost (scripts/bench/ocr.ts).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -12,8 +15,10 @@ import { calibrate, arraySource, type CalibrationMethod } from '../src/calibrati
 import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
+import { ocrBench } from './bench/ocr.js';
 import { interleaved } from './bench/timing.js';
 import { daemonBenchmarks } from './bench/daemon.js';
+import { mnistMethodTable, methodTableMarkdown } from './bench/methods.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
 
 const args = new Set(process.argv.slice(2));
@@ -124,7 +129,14 @@ function calibrateRss(images: Float32Array) {
   }
 }
 
+async function methods() {
+  const table = await mnistMethodTable(modelPath, { quick, log });
+  if (json) process.stdout.write(JSON.stringify({ date: new Date().toISOString(), rows: table }, null, 2) + '\n');
+  else process.stdout.write(`MNIST CNN, accuracy change against FP32 in points (2,000 test digits):\n\n${methodTableMarkdown(table)}`);
+}
+
 async function main() {
+  if (args.has('--methods')) return methods();
   const { train, test } = loadMnistSplit();
   const fp32Bytes = serializeModel(readModel(modelPath));
   const calib = await calibrate(readModel(modelPath), arraySource({ input: { data: train.images.subarray(0, 500 * IMAGE_SIZE), dims: [500, 1, 28, 28] } }), { method: 'entropy' });
@@ -132,6 +144,7 @@ async function main() {
   await latency(int8Bytes, fp32Bytes, test.images);
   await calibrationCost(fp32Bytes, train.images);
   calibrateRss(train.images);
+  if (!args.has('--no-ocr')) rows.push(...(await ocrBench({ quick, log })));
   rows.push(...(await daemonBenchmarks({ quick, log })));
   if (json) {
     process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');

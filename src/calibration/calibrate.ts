@@ -7,7 +7,7 @@
 // feed samples incrementally and build candidates whenever it likes.
 
 import { OptionError, calibdVersion } from '../common/index.js';
-import { GraphIndex, serializeModel, type ModelProto } from '../onnx/index.js';
+import { DataType, GraphIndex, cloneModel, makeNode, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
   PROFILE_FORMAT, planQuantization, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
   type CalibrationProfile, type QuantizationPlan, type QuantizeOptions, type Range, type TensorCalibration,
@@ -36,6 +36,32 @@ export interface CalibrationResult {
   ranges: Map<string, Range>;
 }
 
+/** Tap outputs carrying a tensor's extremes and element count, computed inside ORT. */
+function extremeOutputs(t: string): [string, string, string] {
+  return [`${t}__calibd_min`, `${t}__calibd_max`, `${t}__calibd_size`];
+}
+
+/**
+ * The model with ReduceMin, ReduceMax and Size of each tensor as extra outputs. Min/max
+ * calibration needs nothing else, and copying three scalars out of ORT instead of every
+ * activation makes the tap run close to a plain forward pass (the OCR classifier: 80 ms
+ * instead of 260–530 ms per batch of 32, for 63 M activation values).
+ */
+function withExtremes(model: ModelProto, tensors: string[]): ModelProto {
+  const out = cloneModel(model);
+  const graph = out.graph!;
+  for (const t of tensors) {
+    const [lo, hi, size] = extremeOutputs(t);
+    graph.node.push(
+      makeNode('ReduceMin', [t], [lo], `${lo}__node`, { keepdims: 0 }),
+      makeNode('ReduceMax', [t], [hi], `${hi}__node`, { keepdims: 0 }),
+      makeNode('Size', [t], [size], `${size}__node`),
+    );
+    graph.output.push(valueInfo(lo, DataType.FLOAT), valueInfo(hi, DataType.FLOAT), valueInfo(size, DataType.INT64));
+  }
+  return out;
+}
+
 export class Calibrator {
   private collectors: CollectorSet;
   private observed = 0;
@@ -48,6 +74,9 @@ export class Calibrator {
     readonly tap: ActivationTap,
     readonly options: CalibrateOptions,
     private readonly sourceSha: string,
+    private readonly measured: string[],
+    /** The tap yields each tensor's extremes rather than its values (min/max collectors). */
+    private readonly extremesOnly: boolean,
   ) {
     this.collectors = new CollectorSet(collectorMethod(options.method), options);
   }
@@ -61,13 +90,17 @@ export class Calibrator {
     }
     const prepared = await optimizeBasic(fp32);
     const plan = planQuantization(prepared, options);
-    const tap = await ActivationTap.create(prepared, tensorsToCalibrate(plan), { threads: options.threads ?? 1 });
-    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)));
+    const measured = tensorsToCalibrate(plan);
+    const extremesOnly = collectorMethod(options.method) === 'minmax';
+    const tap = extremesOnly
+      ? await ActivationTap.create(withExtremes(prepared, measured), measured.flatMap(extremeOutputs), { threads: options.threads ?? 1 })
+      : await ActivationTap.create(prepared, measured, { threads: options.threads ?? 1 });
+    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly);
   }
 
   /** Tensors whose ranges are measured. */
   get tensors(): string[] {
-    return this.tap.tensors;
+    return [...this.measured];
   }
 
   get sampleCount(): number {
@@ -80,9 +113,20 @@ export class Calibrator {
     this.rejected += dropped;
     if (!clean) return null;
     const { tensors, outputs } = await this.tap.run(toFeeds(clean));
-    for (const [name, data] of tensors) this.collectors.update(name, data);
+    if (this.extremesOnly) {
+      for (const name of this.measured) {
+        const [lo, hi, size] = extremeOutputs(name).map((o) => tensors.get(o)![0] as number | bigint);
+        // Inputs are finite; an activation that overflowed to ±Infinity (or NaN) leaves no
+        // usable extremes for this batch, so the batch does not count for that tensor.
+        if (Number.isFinite(lo) && Number.isFinite(hi)) this.collectors.updateExtremes(name, Number(lo), Number(hi), Number(size));
+      }
+    } else {
+      for (const [name, data] of tensors) this.collectors.update(name, data);
+    }
     this.observed += clean[Object.keys(clean)[0]].dims[0];
-    return outputs;
+    if (!this.extremesOnly) return outputs;
+    // The model's own outputs only, not the extremes added to the tap.
+    return new Map(this.prepared.graph!.output.map((o) => [o.name, outputs.get(o.name)!]));
   }
 
   /** Runs the FP32 tap without learning (held-out samples): returns the FP32 outputs. */
@@ -143,16 +187,17 @@ export class Calibrator {
         symmetricActivations: o.symmetricActivations ?? false,
         reduceRange: o.reduceRange ?? false,
         exclude: o.exclude ?? [],
+        ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
         ...(o.method === 'entropy' ? { quantLevels: o.quantLevels ?? 128 } : {}),
         ...(o.method !== 'minmax' ? { bins: o.bins ?? 2048 } : {}),
-        ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64 } : {}),
+        ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64, ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}) } : {}),
       },
       sampleCount: this.observed,
       rejectedSamples: this.rejected,
       qdqDomain: this.plan.qdqDomain || 'ai.onnx',
       quantizedNodes: this.plan.nodes.length,
-      excludedNodes: o.exclude ?? [],
+      excludedNodes: [...(o.exclude ?? []), ...this.plan.smallConvs],
       tensors,
       ...extra,
     };

@@ -101,6 +101,9 @@ class MinMaxCollector implements TensorCollector {
   update(data: ArrayLike<number>): void {
     this.observer.update(data);
   }
+  updateExtremes(lo: number, hi: number, count: number): void {
+    this.observer.updateExtremes(lo, hi, count);
+  }
   merge(other: TensorCollector): void {
     if (!(other instanceof MinMaxCollector)) throw mismatch('methods', this.method, other.method);
     const a = this.observer;
@@ -231,6 +234,21 @@ export class CollectorSet {
 
   update(name: string, data: ArrayLike<number>): void {
     this.collector(name).update(data);
+  }
+
+  /**
+   * 'minmax' only: feeds a batch's extremes and finite-value count computed elsewhere (e.g.
+   * inside ORT), with the same effect as update() on the batch itself.
+   */
+  updateExtremes(name: string, lo: number, hi: number, count: number): void {
+    const c = this.collector(name);
+    if (!(c instanceof MinMaxCollector)) {
+      throw new OptionError(`updateExtremes needs the minmax method, not '${this.method}'`, {
+        value: this.method,
+        hint: 'histogram methods need the values themselves: use update()',
+      });
+    }
+    c.updateExtremes(lo, hi, count);
   }
 
   ranges(): Map<string, Range> {

@@ -18,6 +18,11 @@ export interface DataFreeOptions {
   /** Number of synthetic probe samples (default 64). */
   probes?: number;
   seed?: number;
+  /**
+   * Per-sample shape (batch axis excluded) of each input whose shape is not static, e.g.
+   * `{ x: [3, 48, 192] }` for an image model with a dynamic width.
+   */
+  inputShapes?: Record<string, number[]>;
 }
 
 /**
@@ -60,8 +65,11 @@ function activationClamp(node: NodeProto, index: GraphIndex, opset: number): Ran
   return undefined;
 }
 
-/** Static per-sample shape of each graph input (the batch axis excluded). */
-export function inputSampleShapes(model: ModelProto): Map<string, number[]> {
+/**
+ * Per-sample shape of each graph input (the batch axis excluded): the model's static
+ * shape, or the one given in `given` (which must agree with the model's static dims).
+ */
+export function inputSampleShapes(model: ModelProto, given: Record<string, number[]> = {}): Map<string, number[]> {
   const index = new GraphIndex(model.graph!);
   const shapes = new Map<string, number[]>();
   for (const input of model.graph!.input) {
@@ -69,10 +77,23 @@ export function inputSampleShapes(model: ModelProto): Map<string, number[]> {
     const type = input.type?.value;
     const dims = type?.case === 'tensorType' ? type.value.shape?.dim ?? [] : [];
     const sample = dims.slice(1).map((d) => (d.value.case === 'dimValue' ? Number(d.value.value) : NaN));
+    const explicit = Object.hasOwn(given, input.name) ? given[input.name] : undefined;
+    if (explicit) {
+      const fits = explicit.length === sample.length
+        && explicit.every((d, i) => Number.isInteger(d) && d > 0 && (Number.isNaN(sample[i]) || sample[i] <= 0 || sample[i] === d));
+      if (!fits) {
+        throw new OptionError(`input shape [${explicit.join(', ')}] given for '${input.name}' does not fit the model's [${sample.map((d) => (Number.isNaN(d) ? '?' : d)).join(', ')}]`, {
+          value: explicit,
+          hint: 'give the per-sample shape without the batch axis, with the model\'s fixed dimensions unchanged',
+        });
+      }
+      shapes.set(input.name, [...explicit]);
+      continue;
+    }
     if (sample.length === 0 || sample.some((d) => !Number.isFinite(d) || d <= 0)) {
       throw new OptionError(`input '${input.name}' has no static shape, which data-free probes need`, {
         value: input.name,
-        hint: 'calibrate from samples (--data) instead of --method datafree',
+        hint: `pass inputShapes (e.g. { ${input.name}: [${sample.map((d) => (Number.isFinite(d) && d > 0 ? d : 'N')).join(', ')}] }), or calibrate from samples (--data) instead of --method datafree`,
       });
     }
     shapes.set(input.name, sample);
@@ -86,7 +107,7 @@ export function inputSampleShapes(model: ModelProto): Map<string, number[]> {
  * noise alone; other inputs get uniform noise.
  */
 export function probeSource(model: ModelProto, opts: DataFreeOptions = {}): SampleSource {
-  const shapes = inputSampleShapes(model);
+  const shapes = inputSampleShapes(model, opts.inputShapes);
   const count = opts.probes ?? 64;
   const { min, max } = opts.inputRange ?? { min: 0, max: 1 };
   let seed = opts.seed ?? 12345;

@@ -58,10 +58,15 @@ export class MinMaxObserver {
 
   update(data: ArrayLike<number>): void {
     const b = batchExtremes(data);
-    if (b.count === 0) return;
-    if (b.lo < this._min) this._min = b.lo;
-    if (b.hi > this._max) this._max = b.hi;
-    this._samples += b.count;
+    this.updateExtremes(b.lo, b.hi, b.count);
+  }
+
+  /** Same as update() for a batch of `count` finite values whose extremes are already known. */
+  updateExtremes(lo: number, hi: number, count: number): void {
+    if (count === 0) return;
+    if (lo < this._min) this._min = lo + 0;
+    if (hi > this._max) this._max = hi + 0;
+    this._samples += count;
   }
 
   merge(other: MinMaxObserver): void {
@@ -120,16 +125,21 @@ export class MovingAverageMinMaxObserver {
 
   update(data: ArrayLike<number>): void {
     const b = batchExtremes(data);
-    if (b.count === 0) return;
+    this.updateExtremes(b.lo, b.hi, b.count);
+  }
+
+  /** Same as update() for a batch of `count` finite values whose extremes are already known. */
+  updateExtremes(lo: number, hi: number, count: number): void {
+    if (count === 0) return;
     if (this._samples === 0) {
-      this._min = b.lo;
-      this._max = b.hi;
+      this._min = lo + 0;
+      this._max = hi + 0;
     } else {
       const c = this.averagingConstant;
-      this._min += c * (b.lo - this._min);
-      this._max += c * (b.hi - this._max);
+      this._min += c * (lo - this._min);
+      this._max += c * (hi - this._max);
     }
-    this._samples += b.count;
+    this._samples += count;
   }
 
   /**

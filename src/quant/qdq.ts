@@ -36,6 +36,12 @@ export interface QuantizeOptions {
   reduceRange?: boolean;
   /** Node names or op types to leave in FP32. */
   exclude?: string[];
+  /**
+   * Leave in FP32 every Conv whose reduction per output value, input channels per group ×
+   * kernel area, is below this: depthwise and few-input-channel convs (e.g. 1×3×3, 1×5×5)
+   * run slower as ORT's QLinearConv than in FP32. 0 (default) quantizes every Conv.
+   */
+  minConvReduction?: number;
 }
 
 /** Ops computed by integer kernels: the reason to quantize at all. */
@@ -46,6 +52,14 @@ const CHAINED_OPS = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAvera
 const SHARED_PARAM_OPS = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Activations ORT folds into the preceding quantized op when it is the sole consumer. */
 const FUSED_ACTIVATIONS = new Set(['Relu', 'Clip']);
+/**
+ * ORT fuses DQ → Conv/MatMul → Q into ONNX-domain QLinearConv / QLinearMatMul, which exist
+ * from opset 10: at opset 9 it builds them anyway and then refuses the graph ("No Op
+ * registered for QLinearConv with domain_version of 9"). Opset 10 keeps every opset-9
+ * schema except these, so an opset-9 model without them is lifted to 10.
+ */
+const MIN_FUSED_OPSET = 10;
+const CHANGED_AT_OPSET_10 = new Set(['Slice', 'TopK', 'Upsample', 'Dropout']);
 
 export interface QuantizationPlan {
   /** Activation tensors that get a Q/DQ pair, in graph order. */
@@ -60,6 +74,8 @@ export interface QuantizationPlan {
   constants: string[];
   /** Domain of the Q/DQ ops: '' (ONNX, opset ≥ 13) or 'com.microsoft' for older opsets. */
   qdqDomain: string;
+  /** Convs left in FP32 by `minConvReduction`. */
+  smallConvs: string[];
 }
 
 function nodeKey(node: NodeProto, i: number): string {
@@ -71,6 +87,8 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
   const index = new GraphIndex(graph);
   const exclude = new Set(options.exclude ?? []);
   const perChannel = options.perChannel ?? true;
+  const minConvReduction = options.minConvReduction ?? 0;
+  const smallConvs: string[] = [];
   const excluded = (n: NodeProto) => exclude.has(n.name) || exclude.has(n.opType);
   const quantized = new Set<string>(); // tensors with a Q/DQ pair
   const sharedWith = new Map<string, string>();
@@ -105,6 +123,14 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
       const activations = node.input.filter((t, k) => k < 2 && isFloatActivation(t));
       if (!wInit && activations.length < 2) return; // weights computed at run time from something else
       if (wInit && wInit.dataType !== DataType.FLOAT) return;
+      if (node.opType === 'Conv' && wInit && minConvReduction > 0) {
+        // W is [M, C/group, kH, kW, …]: everything after axis 0 is summed per output value.
+        const reduction = wInit.dims.slice(1).reduce((a, d) => a * Number(d), 1);
+        if (reduction < minConvReduction) {
+          smallConvs.push(key);
+          return;
+        }
+      }
       for (const t of activations) add(t);
       if (wInit) {
         const rank = wInit.dims.length;
@@ -145,6 +171,15 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
   });
 
   const opset = onnxOpset(model);
+  if (opset < MIN_FUSED_OPSET && nodes.length > 0) {
+    const blocker = graph.node.find((n) => (n.domain === '' || n.domain === 'ai.onnx') && CHANGED_AT_OPSET_10.has(n.opType));
+    if (blocker) {
+      throw new OptionError(`opset ${opset} model: its INT8 graph needs opset ${MIN_FUSED_OPSET}, whose ${blocker.opType} differs from opset ${opset}'s`, {
+        value: blocker.name || blocker.opType,
+        hint: `convert the model to opset ${MIN_FUSED_OPSET} or later first (e.g. onnx.version_converter)`,
+      });
+    }
+  }
   return {
     tensors: order,
     sharedWith,
@@ -152,6 +187,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
     weights,
     constants,
     qdqDomain: opset >= 13 ? '' : 'com.microsoft',
+    smallConvs,
   };
 }
 
@@ -332,6 +368,10 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
 
   if (domain === 'com.microsoft' && !out.opsetImport.some((o) => o.domain === 'com.microsoft')) {
     out.opsetImport.push(create(OperatorSetIdProtoSchema, { domain: 'com.microsoft', version: 1n }));
+  }
+  // planQuantization has checked that nothing in the graph changes meaning at opset 10.
+  if (plan.nodes.length > 0 && onnxOpset(out) < MIN_FUSED_OPSET) {
+    for (const o of out.opsetImport) if (o.domain === '' || o.domain === 'ai.onnx') o.version = BigInt(MIN_FUSED_OPSET);
   }
   // Unused float weights would double the file; drop initializers nothing reads any more.
   const used = new Set(graph.node.flatMap((n) => n.input));
