@@ -86,6 +86,8 @@ export class CalibrationAgent extends EventEmitter {
   private fp32Bytes: Uint8Array;
   private active: ProfileRecord | null = null;
   private method: CalibrationMethod;
+  /** Sampled inputs on their way through the worker to the buffer; close() lets them land. */
+  private readonly ingesting = new Set<Promise<void>>();
   private lastCalibrationAt = 0; // inference count
   private learnedSinceCalibration = 0;
   readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
@@ -254,7 +256,9 @@ export class CalibrationAgent extends EventEmitter {
         sample[name] = { shape: [1, ...t.shape.slice(1)], data: t.data.slice(0, per) };
       } else sample[name] = { shape: [...t.shape], data: t.data.slice() };
     }
-    void this.ingest(sample);
+    const landing = this.ingest(sample);
+    this.ingesting.add(landing);
+    void landing.finally(() => this.ingesting.delete(landing));
   }
 
   private observeDrift(sample: WireSample): void {
@@ -266,7 +270,8 @@ export class CalibrationAgent extends EventEmitter {
     const holdout = isHoldout(sample);
     try {
       const { predictions } = await this.worker.call('observe', { samples: [sample], learn: [!holdout] });
-      if (this.closed) return;
+      // While closing, samples already taken are still stored (close() waits for them).
+      if (!this.state.isOpen) return;
       const inputs: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = {};
       for (const [name, t] of Object.entries(sample)) inputs[name] = { dtype: 'float32', shape: t.shape, data: t.data };
       if (!this.buffer.add({ inputs, predicted: predictions[0] })) return; // non-finite
@@ -274,6 +279,7 @@ export class CalibrationAgent extends EventEmitter {
       if (holdout) this.counters.holdout++;
       else this.learnedSinceCalibration++;
       this.observeDrift(sample);
+      if (this.closed) return;
       const r = this.config.recalibration;
       const enough = this.learnedSinceCalibration >= Math.max(10, Math.floor(r.minSamples / 2));
       if (!this.running && enough && this.buffer.count() >= r.minSamples) {
@@ -482,6 +488,14 @@ export class CalibrationAgent extends EventEmitter {
     this.closed = true;
     this.cronTask?.stop();
     await this.job.catch(() => undefined);
+    // Let sampled inputs queued in the worker reach the buffer (bounded by MAX_BACKLOG) before
+    // the worker goes: terminating it mid-run would drop them with it.
+    if (this.ingesting.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((r) => (timer = setTimeout(r, 5000)));
+      await Promise.race([Promise.allSettled([...this.ingesting]), limit]);
+      clearTimeout(timer);
+    }
     await this.worker?.terminate().catch(() => undefined);
     try {
       this.buffer.close();

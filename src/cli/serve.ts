@@ -43,6 +43,9 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
   stopWatchdog?.();
   await notifier?.stopping();
   await api.close();
+  // The last responses' sampling hooks run on setImmediate and may still be queued when the
+  // server reports closed; let them reach the agent before it stops taking samples.
+  await new Promise((resolve) => setImmediate(resolve));
   await agent.close();
   logger.info({}, 'stopped');
 }
