@@ -175,7 +175,7 @@ export class CalibrationAgent extends EventEmitter {
 
   /** The active calibration of this FP32 model, if its file is intact; else the newest accepted one. */
   private restoreActive(): Uint8Array | null {
-    const candidates = [this.profiles.active(), ...this.profiles.list({ modelSha256: this.sha }).filter((p) => p.state === 'accepted')];
+    const candidates = [this.profiles.active(), ...this.profiles.list({ modelSha256: this.sha, limit: Infinity }).filter((p) => p.state === 'accepted')];
     for (const p of candidates) {
       if (!p || p.modelSha256 !== this.sha || !p.modelPath) continue;
       try {
@@ -225,7 +225,7 @@ export class CalibrationAgent extends EventEmitter {
 
   /** Removes model files no profile refers to (left by a crash between write and record). */
   private cleanOrphans(): void {
-    const used = new Set(this.profiles.list({}).map((p) => p.modelPath).filter(Boolean) as string[]);
+    const used = new Set(this.profiles.list({ limit: Infinity }).map((p) => p.modelPath).filter(Boolean) as string[]);
     for (const f of readdirSync(this.modelsDir)) {
       const p = join(this.modelsDir, f);
       if (!used.has(p) && f.endsWith('.onnx')) rmSync(p, { force: true });
@@ -418,7 +418,7 @@ export class CalibrationAgent extends EventEmitter {
       if (target.state === 'rejected') throw new OptionError(`version ${req.version} was rejected by the gate`, { value: req.version, hint: 'roll back to an accepted version' });
     } else {
       target = this.profiles
-        .list({ modelSha256: this.sha })
+        .list({ modelSha256: this.sha, limit: Infinity })
         .filter((p) => p.version !== cur?.version && (p.state === 'accepted' || p.state === 'rolled_back') && p.modelPath)
         .sort((a, b) => b.version - a.version)
         .find((p) => !cur || p.version < cur.version);
