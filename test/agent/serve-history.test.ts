@@ -17,8 +17,8 @@ afterAll(async () => {
 describe('calibd serve: a long history of rejected calibrations', () => {
   it('keeps the model files of older accepted versions, which stay restorable and rollback targets', async () => {
     const { train } = loadMnistSplit();
-    let d = (daemon = await startDaemon());
-    await sendDigits(d, train.images, 150);
+    let d = (daemon = await startDaemon({ config: { recalibration: { everyInferences: 0, minSamples: 30, validationSlice: 50 } } }));
+    await sendDigits(d, train.images, 60);
     const s = await waitFor('first live calibration', async () => {
       const st = await d.status();
       return st.calibration.version > 1 && !st.calibration.running ? st : undefined;
