@@ -223,12 +223,16 @@ export class CalibrationAgent extends EventEmitter {
     });
   }
 
-  /** Removes model files no profile refers to (left by a crash between write and record). */
+  /**
+   * Removes model files no profile refers to (left by a crash between write and record), and
+   * the temporaries of writes a crash cut short (writeFileAtomic's `.<name>.<pid>.<time>.tmp`).
+   */
   private cleanOrphans(): void {
     const used = new Set(this.profiles.list({ limit: Infinity }).map((p) => p.modelPath).filter(Boolean) as string[]);
     for (const f of readdirSync(this.modelsDir)) {
       const p = join(this.modelsDir, f);
-      if (!used.has(p) && f.endsWith('.onnx')) rmSync(p, { force: true });
+      const torn = f.startsWith('.') && f.endsWith('.tmp');
+      if (torn || (!used.has(p) && f.endsWith('.onnx'))) rmSync(p, { force: true });
     }
   }
 

@@ -4,7 +4,7 @@
 // activated (or a newer one it had finished activating), lose no profile, no flushed
 // sample, and find its database intact.
 import { afterAll, describe, expect, it } from 'vitest';
-import { existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import { loadMnistSplit } from '../../scripts/lib/mnist-data.js';
@@ -73,7 +73,11 @@ describe('calibd serve: kill -9', () => {
       await sleep(delay);
       await d.kill9();
       const answered = await pending;
+      // What a kill inside writeFileAtomic leaves: a torn temporary next to the models.
+      const torn = join(d.stateDir, 'models', `.0123456789abcdef.onnx.4242.${Date.now()}.tmp`);
+      writeFileSync(torn, 'half a model');
       d = await restart(d);
+      expect(existsSync(torn), 'torn temporary model file').toBe(false);
       const { s, list } = await checkRecovered(d, before);
       const newest = Math.max(...list.map((c) => c.version));
       outcomes.push(
