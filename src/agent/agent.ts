@@ -47,6 +47,7 @@ export interface AgentEvent {
 
 type Trigger = 'command' | 'schedule' | 'cron' | 'drift' | 'first-data';
 
+const LIVE_METHODS: readonly string[] = ['minmax', 'percentile', 'entropy', 'mse'];
 /** One sample in this many is held out for validation. */
 const HOLDOUT_EVERY = 5;
 /** Sampled inputs waiting for the worker beyond this are dropped (and counted). */
@@ -88,6 +89,8 @@ export class CalibrationAgent extends EventEmitter {
   private method: CalibrationMethod;
   /** Set by applyConfig('recalibration.method'): the method the next recalibration switches to. */
   private nextMethod: CalibrationMethod | null = null;
+  /** Sampled inputs on their way through the worker to the buffer; close() lets them land. */
+  private readonly ingesting = new Set<Promise<void>>();
   private lastCalibrationAt = 0; // inference count
   private learnedSinceCalibration = 0;
   readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
@@ -132,6 +135,9 @@ export class CalibrationAgent extends EventEmitter {
 
   private async boot(): Promise<void> {
     mkdirSync(this.modelsDir, { recursive: true });
+    const restoredModel = this.restoreActive();
+    // Keep calibrating with the method of what is serving (an operator may have changed it).
+    if (this.active && LIVE_METHODS.includes(this.active.method)) this.method = this.active.method as CalibrationMethod;
     this.worker = new CalibrationWorker();
     await this.worker.call('init', {
       fp32: this.fp32Bytes,
@@ -141,27 +147,7 @@ export class CalibrationAgent extends EventEmitter {
       threads: 1,
       inputRange: this.config.inputRange,
     });
-
-    // Statistics live in memory; rebuild them from the buffer, oldest first.
-    let restored = 0;
-    let chunk: WireSample[] = [];
-    const flushChunk = async () => {
-      if (chunk.length === 0) return;
-      await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
-      chunk = [];
-    };
-    for (const s of this.buffer.iterate({ newestFirst: false })) {
-      const w = toWire(s);
-      this.observeDrift(w);
-      if (isHoldout(w)) continue;
-      chunk.push(w);
-      restored++;
-      if (chunk.length >= 32) await flushChunk();
-    }
-    await flushChunk();
-    this.drift.rebase();
-
-    const model = this.restoreActive() ?? (await this.firstBoot());
+    const model = restoredModel ?? (await this.firstBoot());
     const label = this.active ? `v${this.active.version} ${this.active.method}` : 'fp32';
     this.engine = await InferenceEngine.create(model, { threads: this.config.threads, name: this.config.modelName, version: this.active?.version ?? 0, label });
     this.cleanOrphans();
@@ -170,12 +156,43 @@ export class CalibrationAgent extends EventEmitter {
         void this.recalibrate({}, 'cron').catch(() => undefined);
       });
     }
-    this.emitEvent('started', { version: this.active?.version ?? 0, serving: this.active ? 'int8' : 'fp32', restoredSamples: restored, bufferRows: this.buffer.count() });
+    // Statistics live in memory and are rebuilt from the buffer in the background, so a big
+    // buffer does not delay serving; recalibrations queue behind the restore.
+    const restore = this.restoreStatistics();
+    this.job = restore.catch(() => undefined);
+    this.emitEvent('started', { version: this.active?.version ?? 0, serving: this.active ? 'int8' : 'fp32', method: this.method, bufferRows: this.buffer.count() });
+  }
+
+  private async restoreStatistics(): Promise<void> {
+    const t0 = Date.now();
+    let restored = 0;
+    let chunk: WireSample[] = [];
+    const flushChunk = async () => {
+      if (chunk.length === 0) return;
+      await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
+      chunk = [];
+    };
+    try {
+      for (const s of this.buffer.iterate({ newestFirst: false })) {
+        if (this.closed) return;
+        const w = toWire(s);
+        this.observeDrift(w);
+        if (isHoldout(w)) continue;
+        chunk.push(w);
+        restored++;
+        if (chunk.length >= 32) await flushChunk();
+      }
+      await flushChunk();
+      this.drift.rebase();
+      this.emitEvent('statistics.restored', { restoredSamples: restored, bufferRows: this.buffer.count(), ms: Date.now() - t0 }, false);
+    } catch (err) {
+      if (!this.closed) this.emitEvent('error', { message: `restoring statistics failed: ${(err as Error).message}` });
+    }
   }
 
   /** The active calibration of this FP32 model, if its file is intact; else the newest accepted one. */
   private restoreActive(): Uint8Array | null {
-    const candidates = [this.profiles.active(), ...this.profiles.list({ modelSha256: this.sha }).filter((p) => p.state === 'accepted')];
+    const candidates = [this.profiles.active(), ...this.profiles.list({ modelSha256: this.sha, limit: Infinity }).filter((p) => p.state === 'accepted')];
     for (const p of candidates) {
       if (!p || p.modelSha256 !== this.sha || !p.modelPath) continue;
       try {
@@ -183,7 +200,6 @@ export class CalibrationAgent extends EventEmitter {
         readModel(p.modelPath); // parses: a torn or foreign file is skipped
         if (p.state !== 'active') this.profiles.setActive(p.version);
         this.active = this.profiles.get(p.version) ?? p;
-        this.method = (this.config.recalibration.method as CalibrationMethod) ?? this.method;
         return bytes;
       } catch (err) {
         this.emitEvent('error', { message: `calibration v${p.version} cannot be restored: ${(err as Error).message}` });
@@ -223,12 +239,16 @@ export class CalibrationAgent extends EventEmitter {
     });
   }
 
-  /** Removes model files no profile refers to (left by a crash between write and record). */
+  /**
+   * Removes model files no profile refers to (left by a crash between write and record), and
+   * the temporaries of writes a crash cut short (writeFileAtomic's `.<name>.<pid>.<time>.tmp`).
+   */
   private cleanOrphans(): void {
-    const used = new Set(this.profiles.list({}).map((p) => p.modelPath).filter(Boolean) as string[]);
+    const used = new Set(this.profiles.list({ limit: Infinity }).map((p) => p.modelPath).filter(Boolean) as string[]);
     for (const f of readdirSync(this.modelsDir)) {
       const p = join(this.modelsDir, f);
-      if (!used.has(p) && f.endsWith('.onnx')) rmSync(p, { force: true });
+      const torn = f.startsWith('.') && f.endsWith('.tmp');
+      if (torn || (!used.has(p) && f.endsWith('.onnx'))) rmSync(p, { force: true });
     }
   }
 
@@ -256,7 +276,9 @@ export class CalibrationAgent extends EventEmitter {
         sample[name] = { shape: [1, ...t.shape.slice(1)], data: t.data.slice(0, per) };
       } else sample[name] = { shape: [...t.shape], data: t.data.slice() };
     }
-    void this.ingest(sample);
+    const landing = this.ingest(sample);
+    this.ingesting.add(landing);
+    void landing.finally(() => this.ingesting.delete(landing));
   }
 
   private observeDrift(sample: WireSample): void {
@@ -268,7 +290,8 @@ export class CalibrationAgent extends EventEmitter {
     const holdout = isHoldout(sample);
     try {
       const { predictions } = await this.worker.call('observe', { samples: [sample], learn: [!holdout] });
-      if (this.closed) return;
+      // While closing, samples already taken are still stored (close() waits for them).
+      if (!this.state.isOpen) return;
       const inputs: Record<string, { dtype: 'float32'; shape: number[]; data: Float32Array }> = {};
       for (const [name, t] of Object.entries(sample)) inputs[name] = { dtype: 'float32', shape: t.shape, data: t.data };
       if (!this.buffer.add({ inputs, predicted: predictions[0] })) return; // non-finite
@@ -276,6 +299,7 @@ export class CalibrationAgent extends EventEmitter {
       if (holdout) this.counters.holdout++;
       else this.learnedSinceCalibration++;
       this.observeDrift(sample);
+      if (this.closed) return;
       const r = this.config.recalibration;
       const enough = this.learnedSinceCalibration >= Math.max(10, Math.floor(r.minSamples / 2));
       if (!this.running && enough && this.buffer.count() >= r.minSamples) {
@@ -315,9 +339,8 @@ export class CalibrationAgent extends EventEmitter {
   private async recalibrateNow(req: { method?: string; full?: boolean }, trigger: Trigger): Promise<RecalibrationResult> {
     if (this.closed) throw new CalibdError('closed', 'calibd is shutting down');
     const method = (req.method ?? this.nextMethod ?? this.method) as CalibrationMethod;
-    const allowed = ['minmax', 'percentile', 'entropy', 'mse'];
-    if (!allowed.includes(method)) {
-      throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${allowed.join(', ')}` });
+    if (!LIVE_METHODS.includes(method)) {
+      throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${LIVE_METHODS.join(', ')}` });
     }
     this.running = true;
     const started = Date.now();
@@ -415,7 +438,7 @@ export class CalibrationAgent extends EventEmitter {
       if (target.state === 'rejected') throw new OptionError(`version ${req.version} was rejected by the gate`, { value: req.version, hint: 'roll back to an accepted version' });
     } else {
       target = this.profiles
-        .list({ modelSha256: this.sha })
+        .list({ modelSha256: this.sha, limit: Infinity })
         .filter((p) => p.version !== cur?.version && (p.state === 'accepted' || p.state === 'rolled_back') && p.modelPath)
         .sort((a, b) => b.version - a.version)
         .find((p) => !cur || p.version < cur.version);
@@ -504,6 +527,14 @@ export class CalibrationAgent extends EventEmitter {
     this.closed = true;
     this.cronTask?.stop();
     await this.job.catch(() => undefined);
+    // Let sampled inputs queued in the worker reach the buffer (bounded by MAX_BACKLOG) before
+    // the worker goes: terminating it mid-run would drop them with it.
+    if (this.ingesting.size > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const limit = new Promise<void>((r) => (timer = setTimeout(r, 5000)));
+      await Promise.race([Promise.allSettled([...this.ingesting]), limit]);
+      clearTimeout(timer);
+    }
     await this.worker?.terminate().catch(() => undefined);
     try {
       this.buffer.close();

@@ -111,9 +111,10 @@ export class ProfileStore {
     return row && toRecord(row);
   }
 
-  /** Newest first. */
+  /** Newest first; at most `limit` (default 50; Infinity for all). */
   list(opts: { limit?: number; modelSha256?: string } = {}): ProfileRecord[] {
-    const limit = opts.limit ?? 50;
+    // SQLite reads a negative LIMIT as none.
+    const limit = opts.limit === Infinity ? -1 : (opts.limit ?? 50);
     const rows = opts.modelSha256 !== undefined ? this.stmt.listForModel.all(opts.modelSha256, limit) : this.stmt.list.all(limit);
     return rows.map(toRecord);
   }

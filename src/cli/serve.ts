@@ -52,10 +52,17 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
     process.once('SIGINT', () => resolve('SIGINT'));
   });
   logger.info({ signal }, 'shutting down');
+  // A second signal must not kill the process halfway through flushing the buffer.
+  const again = (sig: string) => logger.warn({ signal: sig }, 'already shutting down');
+  process.on('SIGTERM', again);
+  process.on('SIGINT', again);
   stopWatchdog?.();
   await notifier?.stopping();
   await api.close();
   await fleet?.stop().catch((err: Error) => logger.warn({ err: err.message }, 'fleet stop failed'));
+  // The last responses' sampling hooks run on setImmediate and may still be queued when the
+  // server reports closed; let them reach the agent before it stops taking samples.
+  await new Promise((resolve) => setImmediate(resolve));
   await agent.close();
   logger.info({}, 'stopped');
 }
