@@ -15,7 +15,7 @@ interface ConnOpts {
   ca?: string;
   cert?: string;
   key?: string;
-  protocol: string;
+  protocol?: string;
   base: string;
   signingKeyFile?: string;
   timeout: number;
@@ -30,7 +30,7 @@ function connection(o: ConnOpts): Promise<FleetClient> {
   return FleetClient.connect({
     url,
     baseTopic: o.base,
-    protocolVersion: o.protocol === '4' ? 4 : 5,
+    protocolVersion: o.protocol === '4' ? 4 : o.protocol === '5' ? 5 : undefined,
     username: o.username ?? process.env.CALIBD_MQTT_USERNAME,
     password: resolvePassword({ passwordFile: o.passwordFile }),
     tls: readTlsFiles({ ca: o.ca, cert: o.cert, key: o.key }),
@@ -46,7 +46,7 @@ function withConnection(cmd: Command, timeoutMs: number): Command {
     .option('--ca <file>', 'CA certificate (mqtts://)')
     .option('--cert <file>', 'client certificate')
     .option('--key <file>', 'client key')
-    .addOption(new Option('--protocol <version>', 'MQTT protocol version').choices(['4', '5']).default('5'))
+    .addOption(new Option('--protocol <version>', 'MQTT protocol version (default: 5, falling back to 3.1.1)').choices(['4', '5']))
     .option('--base <topic>', 'base topic', 'calibd')
     .option('--signing-key-file <file>', 'sign commands with this shared key (default $CALIBD_MQTT_SIGNING_KEY_FILE)')
     .option('--timeout <ms>', 'how long to wait for answers', positiveInt, timeoutMs)

@@ -6,6 +6,7 @@ import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
 import { deviceOf, requestTopic } from './topics.js';
 import { signPayload } from './signing.js';
+import { CalibdError } from '../common/errors.js';
 
 export interface FleetClientOptions {
   url: string;
@@ -48,7 +49,25 @@ export class FleetClient {
     });
   }
 
+  /**
+   * Connects with MQTT 5, or 3.1.1 when asked; without an explicit version a broker that
+   * only speaks 3.1.1 (like the daemon's embedded one) is retried at 3.1.1.
+   */
   static async connect(o: FleetClientOptions): Promise<FleetClient> {
+    try {
+      return await FleetClient.connectWith({ ...o, protocolVersion: o.protocolVersion ?? 5 });
+    } catch (err) {
+      const msg = err instanceof Error ? err.message : String(err);
+      if (o.protocolVersion === undefined && /protocol version/i.test(msg)) {
+        return FleetClient.connectWith({ ...o, protocolVersion: 4 }).catch((e: unknown) => {
+          throw connectError(o.url, e);
+        });
+      }
+      throw connectError(o.url, err);
+    }
+  }
+
+  private static async connectWith(o: FleetClientOptions): Promise<FleetClient> {
     const opts: IClientOptions = {
       clientId: o.clientId ?? `calibd-cli-${randomBytes(4).toString('hex')}`,
       protocolVersion: o.protocolVersion ?? 5,
@@ -181,4 +200,13 @@ export class FleetClient {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+function connectError(url: string, err: unknown): CalibdError {
+  const msg = err instanceof Error ? err.message : String(err);
+  return new CalibdError('mqtt', `cannot connect to ${url}: ${msg}`, {
+    value: url,
+    hint: 'check --broker, the credentials and that the broker is running',
+    cause: err,
+  });
 }
