@@ -9,7 +9,9 @@
 //
 // Options: --requests N (default 4800), --window N (default 160), --keep (keep demo/var).
 
+import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as ort from 'onnxruntime-node';
@@ -61,8 +63,21 @@ async function predict(session: ort.InferenceSession, images: Float32Array, n: n
   return preds;
 }
 
+/** A free loopback port for the embedded broker, so the fleet watcher knows where to look. */
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.on('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
 async function main() {
   rmSync(stateDir, { recursive: true, force: true });
+  const mqttPort = await freePort();
   mkdirSync(stateDir, { recursive: true });
   const configPath = join(stateDir, 'config.yaml');
   writeFileSync(
@@ -75,10 +90,32 @@ async function main() {
       sampling: { oneIn: 2, maxRows: 2000 },
       recalibration: { everyInferences: 0, method: 'percentile', minSamples: 100, validationSlice: 100, driftThreshold: 0.15, forgetting: 0.98 },
       firstBoot: 'datafree',
+      mqtt: { url: 'embedded', embeddedPort: mqttPort, metricsIntervalSec: 5 },
       log: { level: 'info' },
     }),
   );
   const daemon = await spawnDaemon(repoRoot, configPath);
+  // The fleet watcher: what an operator sees over MQTT (events as they happen).
+  const fleetEvents: string[] = [];
+  const watcher = spawn(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'fleet', 'watch', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
+  let watchBuf = '';
+  watcher.stdout!.on('data', (c: Buffer) => {
+    watchBuf += c.toString();
+    let nl;
+    while ((nl = watchBuf.indexOf('\n')) >= 0) {
+      const line = watchBuf.slice(0, nl);
+      watchBuf = watchBuf.slice(nl + 1);
+      try {
+        const m = JSON.parse(line) as { kind: string; payload: { type?: string; data?: Record<string, unknown> } };
+        if (m.kind === 'events' && m.payload.type?.startsWith('calibration.') && m.payload.type !== 'calibration.started') {
+          const d = m.payload.data ?? {};
+          fleetEvents.push(`${m.payload.type.replace('calibration.', '')} v${d.version} (${d.trigger})`);
+        }
+      } catch {
+        // not JSON
+      }
+    }
+  });
   const { train, test } = loadMnistSplit();
   // The stream: test digits first, then training digits, each drifted by its scene.
   const pool = new Float32Array((test.count + train.count) * IMAGE_SIZE);
@@ -103,7 +140,7 @@ async function main() {
   const answeredAt = new Float64Array(TOTAL);
   const windows: Window[] = [];
   const started = Date.now();
-  console.log('window  phase           requests  FP32     calibd INT8  version  p50 ms');
+  console.log('window  phase           requests  FP32     calibd INT8  version  p50 ms  fleet events (MQTT)');
   for (let i = 0; i < TOTAL; i++) {
     const t0 = performance.now();
     const res = await fetch(daemon.url('/v2/models/mnist-cnn/infer'), {
@@ -131,7 +168,8 @@ async function main() {
       const lat = latency.slice(-WINDOW).sort((a, b) => a - b);
       const win: Window = { index: w, phase: phases[from], online: okOnline / WINDOW, fp32: okFp / WINDOW, staticInt8: NaN, version: versionAt[i], latencyMs: lat[Math.floor(lat.length / 2)] };
       windows.push(win);
-      console.log(`${String(w).padStart(6)}  ${win.phase.padEnd(14)}  ${String(i + 1).padStart(8)}  ${pct(win.fp32)}  ${pct(win.online)}       v${String(win.version).padEnd(6)} ${win.latencyMs.toFixed(2)}`);
+      const heard = fleetEvents.splice(0).join(', ');
+      console.log(`${String(w).padStart(6)}  ${win.phase.padEnd(14)}  ${String(i + 1).padStart(8)}  ${pct(win.fp32)}  ${pct(win.online)}       v${String(win.version).padEnd(6)} ${win.latencyMs.toFixed(2).padStart(6)}  ${heard}`);
     }
   }
 
@@ -142,6 +180,7 @@ async function main() {
     await new Promise((r) => setTimeout(r, 200));
   }
   const history = ((await (await fetch(daemon.url('/v2/calibd/calibrations'))).json()) as { calibrations: Calibration[] }).calibrations.sort((a, b) => a.version - b.version);
+  watcher.kill('SIGTERM');
   await daemon.stop();
 
   // The static curve: the first calibration made from live data, kept for the whole run.

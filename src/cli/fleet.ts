@@ -3,7 +3,6 @@
 // --json). Broker and credentials come from flags or CALIBD_MQTT_URL, CALIBD_MQTT_USERNAME,
 // CALIBD_MQTT_PASSWORD (or --password-file), CALIBD_MQTT_SIGNING_KEY_FILE.
 
-import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { OptionError } from '../common/errors.js';
 import { FleetClient, readSigningKey, readTlsFiles, resolvePassword, type DeviceReply } from '../fleet/index.js';
@@ -115,8 +114,9 @@ export function fleetCommand(setExit: (code: number) => void): Command {
     .option('--group <name>', 'shared-subscription group: watchers with the same group split the metrics/events stream')
     .action(async (device: string | undefined, o: ConnOpts & { group?: string }) => {
       const c = await connection(o);
-      const group = o.group ?? `calibd-watch-${randomBytes(3).toString('hex')}`;
-      const stop = await c.watch(device ?? null, group, (dev, kind, v: any) => {
+      // Without --group every watcher sees everything (and brokers without shared
+      // subscriptions, like the embedded one, work too).
+      const stop = await c.watch(device ?? null, o.group ?? null, (dev, kind, v: any) => {
         if (o.json) return void process.stdout.write(JSON.stringify({ device: dev, kind, payload: v }) + '\n');
         const t = new Date().toISOString().slice(11, 19);
         let text: string;

@@ -172,9 +172,16 @@ export class FleetClient {
    * use a shared subscription ($share/<group>/…): watchers given the same group split the
    * stream, which is how a consumer scales out on a clustered broker.
    */
-  async watch(device: string | null, group: string, on: (device: string, kind: string, payload: unknown) => void): Promise<() => Promise<void>> {
+  /**
+   * Status, metrics and events of one device or all. With a group, metrics and events go
+   * through a shared subscription, so several watchers of one group split the stream (on a
+   * clustered broker too); status stays a plain subscription, as retained messages are not
+   * sent to shared ones.
+   */
+  async watch(device: string | null, group: string | null, on: (device: string, kind: string, payload: unknown) => void): Promise<() => Promise<void>> {
     const dev = device ?? '+';
-    const filters = [`${this.base}/${dev}/status`, `$share/${group}/${this.base}/${dev}/metrics`, `$share/${group}/${this.base}/${dev}/events`];
+    const share = group ? `$share/${group}/` : '';
+    const filters = [`${this.base}/${dev}/status`, `${share}${this.base}/${dev}/metrics`, `${share}${this.base}/${dev}/events`];
     const stop = this.listen((topic, payload) => {
       const d = deviceOf(this.base, topic);
       if (!d || !['status', 'metrics', 'events'].includes(d.rest)) return;
