@@ -15,11 +15,12 @@ import { calibrate, arraySource, type CalibrationMethod } from '../src/calibrati
 import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
-import { ocrBench } from './bench/ocr.js';
+import { ocrBench, ocrClassifierPath } from './bench/ocr.js';
 import { interleaved } from './bench/timing.js';
 import { daemonBenchmarks } from './bench/daemon.js';
-import { mnistMethodTable, methodTableMarkdown } from './bench/methods.js';
+import { mnistMethodTable, ocrMethodTable, methodTableMarkdown } from './bench/methods.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
+import type { BenchRow } from './bench/row.js';
 
 const args = new Set(process.argv.slice(2));
 const quick = args.has('--quick');
@@ -27,14 +28,7 @@ const json = args.has('--json');
 const repoRoot = join(import.meta.dirname, '..');
 const modelPath = join(repoRoot, 'models', 'mnist-cnn.onnx');
 
-interface Row {
-  section: string;
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
-}
+type Row = BenchRow;
 const rows: Row[] = [];
 const log = (s: string) => {
   if (!json) process.stderr.write(s + '\n');
@@ -130,9 +124,14 @@ function calibrateRss(images: Float32Array) {
 }
 
 async function methods() {
-  const table = await mnistMethodTable(modelPath, { quick, log });
-  if (json) process.stdout.write(JSON.stringify({ date: new Date().toISOString(), rows: table }, null, 2) + '\n');
-  else process.stdout.write(`MNIST CNN, accuracy change against FP32 in points (2,000 test digits):\n\n${methodTableMarkdown(table)}`);
+  const mnist = await mnistMethodTable(modelPath, { quick, log });
+  const ocr = args.has('--no-ocr') ? [] : await ocrMethodTable(ocrClassifierPath(), { quick, log });
+  if (json) {
+    process.stdout.write(JSON.stringify({ date: new Date().toISOString(), rows: [...mnist, ...ocr] }, null, 2) + '\n');
+    return;
+  }
+  process.stdout.write(`MNIST CNN, accuracy change against FP32 in points (2,000 test digits):\n\n${methodTableMarkdown(mnist)}\n`);
+  if (ocr.length) process.stdout.write(`PaddleOCR classifier, top-1 agreement lost against FP32 in points (200 synthetic crops):\n\n${methodTableMarkdown(ocr, 100)}`);
 }
 
 async function main() {

@@ -16,15 +16,9 @@ import { createApiServer, type ApiServer } from '../../src/api/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { loadMnistSplit, IMAGE_SIZE } from '../lib/mnist-data.js';
 import { interleaved, percentile } from './timing.js';
+import type { BenchRow } from './row.js';
 
-export interface Row {
-  section: string;
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
-}
+export type Row = BenchRow;
 
 export interface DaemonBenchOptions {
   quick: boolean;

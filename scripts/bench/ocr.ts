@@ -10,15 +10,9 @@ import { readModel, serializeModel } from '../../src/onnx/index.js';
 import { createSession, ort } from '../../src/runtime/index.js';
 import { syntheticTextLines } from '../lib/ocr-synthetic.js';
 import { interleaved } from './timing.js';
+import type { BenchRow } from './row.js';
 
-export interface BenchRow {
-  section: string;
-  name: string;
-  value: number;
-  unit: string;
-  target?: string;
-  detail?: string;
-}
+export type { BenchRow };
 
 const HEIGHT = 48;
 const WIDTH = 192;

@@ -3,6 +3,7 @@
 // 8,000 training and 2,000 test digits. Pixel values are the package's own, in [0, 1].
 
 import { createRequire } from 'node:module';
+import { mulberry32 } from '../../src/common/random.js';
 
 export const IMAGE_SIZE = 28 * 28;
 export const TRAIN_COUNT = 8000;
@@ -30,17 +31,7 @@ interface MnistDigit {
   raw?: ArrayLike<number>;
 }
 
-/** mulberry32: a tiny 32-bit PRNG, good enough for shuffles and weight initialisation. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export { mulberry32 };
 
 let cached: MnistSplit | undefined;
 

@@ -10,6 +10,7 @@ import { DataError } from '../common/index.js';
 import { allFinite, decodeInputs, encodeInputs, validateInputs, type SampleInputs } from './codec.js';
 import type { StateDb } from './db.js';
 import { planEviction, type GroupCount } from './eviction.js';
+import { mulberry32 } from '../common/random.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -333,14 +334,3 @@ function positive(name: string, v: number): number {
   return v;
 }
 
-/** Small seeded PRNG: reproducible validation slices need the same draw for the same seed. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}

@@ -5,7 +5,7 @@
 //  - Everything else comes from synthetic probes drawn inside the input contract (e.g.
 //    pixels in [0, 1]) and run through the FP32 model.
 
-import { OptionError } from '../common/index.js';
+import { OptionError, mulberry32 } from '../common/index.js';
 import { GraphIndex, attrFloat, constantValues, onnxOpset, type ModelProto, type NodeProto } from '../onnx/index.js';
 import type { Range } from '../quant/index.js';
 import type { Batch, SampleSource } from './samples.js';
@@ -110,14 +110,7 @@ export function probeSource(model: ModelProto, opts: DataFreeOptions = {}): Samp
   const shapes = inputSampleShapes(model, opts.inputShapes);
   const count = opts.probes ?? 64;
   const { min, max } = opts.inputRange ?? { min: 0, max: 1 };
-  let seed = opts.seed ?? 12345;
-  const rand = () => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = seed;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(opts.seed ?? 12345);
   const makeSample = (shape: number[], k: number, out: Float32Array) => {
     const isImage = shape.length === 3;
     const kind = isImage ? k % 3 : 0;

@@ -2,3 +2,4 @@ export { CalibdError, ModelError, DataError, OptionError, errorMessage } from '.
 export { writeFileAtomic } from './atomic-file.js';
 export { calibdVersion } from './version.js';
 export { readNpy, parseNpy, writeNpy, encodeNpy, type NpyArray, type NpyData, type NpyDtype, type EncodeNpyOptions } from './npy.js';
+export { mulberry32 } from './random.js';

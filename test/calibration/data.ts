@@ -1,17 +1,10 @@
 // Seeded synthetic activations for the calibration tests: deterministic, so a failure
 // reproduces, and shaped like the distributions range estimators must cope with.
 
-/** mulberry32: tiny 32-bit PRNG, plenty for test data. Returns floats in [0, 1). */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../src/common/random.js';
+
+/** Seeded floats in [0, 1). */
+export const rng = mulberry32;
 
 export function uniform(n: number, seed: number, lo = -1, hi = 1): Float32Array {
   const r = rng(seed);

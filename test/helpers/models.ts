@@ -1,16 +1,8 @@
 // Small models built in code for tests: random but seeded weights, real ONNX graphs.
+import { mulberry32 } from '../../src/common/random.js';
 import { ModelBuilder, type ModelProto } from '../../src/onnx/index.js';
 
-export function seededRandom(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+export const seededRandom = mulberry32;
 
 /** Conv → BN → Relu → MaxPool → depthwise Conv → Relu → Flatten → Gemm, input [N,1,28,28]. */
 export function smallCnn(opset = 13, seed = 1): ModelProto {
