@@ -1,7 +1,8 @@
 // `npm run bench`: every benchmark in one table, ratios measured side by side in one
 // process. `--json` prints machine-readable results; `--quick` runs fewer repetitions;
 // `--no-ocr` skips the OCR-classifier section; `--methods` prints the calibration-method
-// table instead (accuracy change per method and sample count).
+// table instead (accuracy change per method and sample count); `--auto` adds FP32 vs full
+// INT8 vs the automatic INT8/FP32 selection (scripts/bench/auto.ts).
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
 // against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
@@ -16,6 +17,7 @@ import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
 import { ocrBench } from './bench/ocr.js';
+import { autoBench } from './bench/auto.js';
 import { interleaved } from './bench/timing.js';
 import { daemonBenchmarks } from './bench/daemon.js';
 import { mnistMethodTable, methodTableMarkdown } from './bench/methods.js';
@@ -145,6 +147,7 @@ async function main() {
   await calibrationCost(fp32Bytes, train.images);
   calibrateRss(train.images);
   if (!args.has('--no-ocr')) rows.push(...(await ocrBench({ quick, log })));
+  if (args.has('--auto')) rows.push(...(await autoBench({ log })));
   rows.push(...(await daemonBenchmarks({ quick, log })));
   if (json) {
     process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');
