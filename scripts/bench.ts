@@ -1,11 +1,14 @@
 // `npm run bench`: every benchmark in one table, ratios measured side by side in one
 // process. `--json` prints machine-readable results; `--quick` runs fewer repetitions;
 // `--no-ocr` skips the OCR-classifier section; `--methods` prints the calibration-method
-// table instead (accuracy change per method and sample count).
+// table instead (accuracy change per method and sample count); `--no-auto` skips the
+// per-layer selection section.
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
 // against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
-// PaddleOCR classifier's INT8/FP32 latency and calibration cost (scripts/bench/ocr.ts).
+// PaddleOCR classifier's INT8/FP32 latency and calibration cost (scripts/bench/ocr.ts);
+// FP32 vs full INT8 vs the automatic INT8/FP32 selection (scripts/bench/auto.ts); the
+// daemon: sampling cost, p99 during recalibration, swap time (scripts/bench/daemon.ts).
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -16,6 +19,7 @@ import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
 import { ocrBench, ocrClassifierPath } from './bench/ocr.js';
+import { autoBench } from './bench/auto.js';
 import { interleaved } from './bench/timing.js';
 import { daemonBenchmarks } from './bench/daemon.js';
 import { mnistMethodTable, ocrMethodTable, methodTableMarkdown } from './bench/methods.js';
@@ -144,6 +148,7 @@ async function main() {
   await calibrationCost(fp32Bytes, train.images);
   calibrateRss(train.images);
   if (!args.has('--no-ocr')) rows.push(...(await ocrBench({ quick, log })));
+  if (!args.has('--no-auto')) rows.push(...(await autoBench({ log })));
   rows.push(...(await daemonBenchmarks({ quick, log })));
   if (json) {
     process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');

@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
 import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
-import type { CalibrationMethod } from '../calibration/index.js';
+import { hardwareKey, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { readModel, serializeModel, type ModelProto } from '../onnx/index.js';
@@ -91,6 +91,8 @@ export class CalibrationAgent extends EventEmitter {
   private nextMethod: CalibrationMethod | null = null;
   /** Sampled inputs on their way through the worker to the buffer; close() lets them land. */
   private readonly ingesting = new Set<Promise<void>>();
+  /** recalibration.auto: the cached selection for this model and hardware, once made. */
+  private selection: SelectionResult | null = null;
   private lastCalibrationAt = 0; // inference count
   private learnedSinceCalibration = 0;
   readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
@@ -147,6 +149,7 @@ export class CalibrationAgent extends EventEmitter {
       threads: 1,
       inputRange: this.config.inputRange,
     });
+    if (this.config.recalibration.auto) this.selection = this.loadSelection();
     const model = restoredModel ?? (await this.firstBoot());
     const label = this.active ? `v${this.active.version} ${this.active.method}` : 'fp32';
     this.engine = await InferenceEngine.create(model, { threads: this.config.threads, name: this.config.modelName, version: this.active?.version ?? 0, label });
@@ -188,6 +191,35 @@ export class CalibrationAgent extends EventEmitter {
     } catch (err) {
       if (!this.closed) this.emitEvent('error', { message: `restoring statistics failed: ${(err as Error).message}` });
     }
+  }
+
+  /** What a selection's timings are valid for: the FP32 model, the CPU, ORT and threads. */
+  private selectionKey(): string {
+    const h = hardwareKey(this.config.threads);
+    return JSON.stringify({ model: this.sha, cpu: h.cpu, ort: h.ortVersion, threads: h.threads });
+  }
+
+  private get selectionPath(): string {
+    return join(resolve(this.config.stateDir), 'auto-selection.json');
+  }
+
+  private loadSelection(): SelectionResult | null {
+    try {
+      const cached = JSON.parse(readFileSync(this.selectionPath, 'utf8')) as { key: string; selection: SelectionResult };
+      return cached.key === this.selectionKey() ? cached.selection : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** recalibration.auto: times the nodes once per (model, CPU, ORT, threads) and caches the answer. */
+  private async ensureSelection(validation: WireSample[]): Promise<SelectionResult | null> {
+    if (!this.config.recalibration.auto || this.selection || validation.length === 0) return this.selection;
+    const selection = await this.worker.call('select', { samples: validation, threads: this.config.threads });
+    writeFileAtomic(this.selectionPath, JSON.stringify({ key: this.selectionKey(), selection }));
+    this.selection = selection;
+    this.emitEvent('selection', { outcome: selection.outcome, int8Nodes: selection.int8Nodes, exclude: selection.exclude.length, ratio: round(selection.latency.ratio, 3), agreement: round(selection.accuracy.auto.agreement * 100) });
+    return selection;
   }
 
   /** The active calibration of this FP32 model, if its file is intact; else the newest accepted one. */
@@ -367,8 +399,9 @@ export class CalibrationAgent extends EventEmitter {
         if (chunk.length) await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
       }
       this.nextMethod = null;
-      const { model, profile } = await this.worker.call('build', {});
       const validation = this.validationSet();
+      const selection = await this.ensureSelection(validation);
+      const { model, profile } = await this.worker.call('build', selection ? { exclude: selection.exclude, selection } : {});
       const current = this.active?.modelPath ? readFileSync(this.active.modelPath) : null;
       const cmp = validation.length
         ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation })

@@ -4,7 +4,7 @@
 // Requests are handled strictly one at a time, in arrival order.
 
 import { parentPort } from 'node:worker_threads';
-import { Calibrator, calibrate, compareModels, argmaxRows, arraySource, type Batch, type CalibrationMethod } from '../calibration/index.js';
+import { Calibrator, calibrate, compareModels, argmaxRows, arraySource, selectInt8Nodes, type Batch, type CalibrationMethod } from '../calibration/index.js';
 import { CalibdError } from '../common/index.js';
 import { parseModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import type { RequestMessage, RequestType, Requests, ResponseMessage, WireSample, WorkerInit } from './worker-protocol.js';
@@ -78,10 +78,15 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     return { method };
   },
 
-  async build() {
+  async build({ exclude, selection }) {
     const c = need(calibrator, 'init');
-    const { model, profile } = c.build();
+    const { model, profile } = c.build(c.ranges(), selection ? { selection } : {}, exclude ?? []);
     return { model: serializeModel(model), profile };
+  },
+
+  async select({ samples, threads }) {
+    const c = need(calibrator, 'init');
+    return selectInt8Nodes({ prepared: c.prepared, ranges: c.ranges(), options: c.options }, arraySource(toBatch(samples)), { threads });
   },
 
   async datafree() {

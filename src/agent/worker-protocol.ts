@@ -1,6 +1,6 @@
 // Messages between the daemon and its calibration worker thread.
 
-import type { CalibrationMethod } from '../calibration/index.js';
+import type { CalibrationMethod, SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 import type { Figures } from './gate.js';
 
@@ -26,7 +26,10 @@ export interface Requests {
   observe: { req: { samples: WireSample[]; learn: boolean[] }; res: { predictions: (number | null)[] } };
   /** Fresh statistics, optionally with another method (a full recalibration feeds them next). */
   restart: { req: { method?: CalibrationMethod }; res: { method: CalibrationMethod } };
-  build: { req: Record<string, never>; res: { model: Uint8Array; profile: CalibrationProfile } };
+  /** `exclude`: nodes to leave FP32 (a cached selection); `selection` is recorded in the profile. */
+  build: { req: { exclude?: string[]; selection?: SelectionResult }; res: { model: Uint8Array; profile: CalibrationProfile } };
+  /** Runs the INT8-or-FP32 selection on the current statistics, validated on `samples`. */
+  select: { req: { samples: WireSample[]; threads: number }; res: SelectionResult };
   datafree: { req: Record<string, never>; res: { model: Uint8Array; profile: CalibrationProfile } };
   compare: {
     req: { candidate: Uint8Array; current: Uint8Array | null; samples: WireSample[] };

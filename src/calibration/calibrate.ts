@@ -161,8 +161,11 @@ export class Calibrator {
     return this.collectors.ranges();
   }
 
-  /** Builds the INT8 model from the current statistics (or from given ranges). */
-  build(ranges: Map<string, Range> = this.ranges(), extra: Partial<CalibrationProfile> = {}): CalibrationResult {
+  /**
+   * Builds the INT8 model from the current statistics (or from given ranges). `exclude`
+   * leaves further nodes FP32 (e.g. a selection's answer) without re-measuring anything.
+   */
+  build(ranges: Map<string, Range> = this.ranges(), extra: Partial<CalibrationProfile> = {}, exclude: string[] = []): CalibrationResult {
     const missing = tensorsToCalibrate(this.plan).filter((t) => !ranges.has(t));
     if (missing.length > 0) {
       throw new OptionError(`no statistics for ${missing.length} tensors (e.g. '${missing[0]}')`, {
@@ -170,12 +173,17 @@ export class Calibrator {
         hint: 'observe at least one sample before building a calibration',
       });
     }
-    const { model, params } = quantizeModel(this.prepared, this.plan, new Map(ranges), this.options);
+    const excluded = [...(this.options.exclude ?? []), ...exclude.filter((n) => !(this.options.exclude ?? []).includes(n))];
+    const o = { ...this.options, exclude: excluded };
+    const plan = exclude.length ? planQuantization(this.prepared, o) : this.plan;
+    const r = new Map(ranges);
+    // Tensors that shared a producer's parameters may need their own once it is FP32.
+    for (const [t, src] of this.plan.sharedWith) if (!r.has(t) && r.has(src)) r.set(t, r.get(src)!);
+    const { model, params } = quantizeModel(this.prepared, plan, r, o);
     const tensors: Record<string, TensorCalibration> = {};
     for (const [name, p] of params) {
       tensors[name] = { min: p.range.min, max: p.range.max, scale: p.scale, zeroPoint: p.zeroPoint, type: p.type };
     }
-    const o = this.options;
     const profile: CalibrationProfile = {
       format: PROFILE_FORMAT,
       calibdVersion: calibdVersion(),
@@ -195,14 +203,14 @@ export class Calibrator {
       },
       sampleCount: this.observed,
       rejectedSamples: this.rejected,
-      qdqDomain: this.plan.qdqDomain || 'ai.onnx',
-      quantizedNodes: this.plan.nodes.length,
-      excludedNodes: [...(o.exclude ?? []), ...this.plan.smallConvs],
+      qdqDomain: plan.qdqDomain || 'ai.onnx',
+      quantizedNodes: plan.nodes.length,
+      excludedNodes: [...excluded, ...plan.smallConvs],
       tensors,
       ...extra,
     };
     writeProfile(model, profile);
-    return { model, profile, plan: this.plan, ranges };
+    return { model, profile, plan, ranges };
   }
 
   async release(): Promise<void> {

@@ -13,5 +13,9 @@ export {
   type CalibrateOptions, type CalibrationMethod, type CalibrationResult,
 } from './calibrate.js';
 export { batchNormRanges, probeSource, inputSampleShapes, type DataFreeOptions } from './datafree.js';
-export { arraySource, toFeeds, dropNonFinite, type Batch, type FloatBatch, type SampleSource } from './samples.js';
+export { arraySource, sliceSource, toFeeds, dropNonFinite, type Batch, type FloatBatch, type SampleSource } from './samples.js';
 export { compareModels, argmaxRows, SqnrAccumulator, type Comparison, type ComparisonOptions } from './evaluate.js';
+export {
+  selectInt8Nodes, buildVariant, hardwareKey,
+  type SelectionOptions, type SelectionResult, type SelectionInput, type AccuracyBudget, type NodeReport, type SelectionStep,
+} from './selection.js';

@@ -90,3 +90,31 @@ export function dropNonFinite(batch: Batch): { batch: Batch | null; dropped: num
   }
   return { batch: out, dropped: n - keep.length };
 }
+
+/** Samples [start, end) of a source, e.g. to hold out the last ones for validation. */
+export function sliceSource(source: SampleSource, start: number, end: number): SampleSource {
+  const stop = Math.min(end, source.count);
+  return {
+    count: Math.max(0, stop - start),
+    async *batches(batchSize: number) {
+      let pos = 0;
+      for await (const b of source.batches(batchSize)) {
+        const names = Object.keys(b);
+        const n = b[names[0]].dims[0];
+        const lo = Math.max(start - pos, 0);
+        const hi = Math.min(stop - pos, n);
+        if (hi > lo) {
+          const out: Batch = {};
+          for (const name of names) {
+            const { data, dims } = b[name];
+            const per = dims.slice(1).reduce((a, d) => a * d, 1);
+            out[name] = { data: data.subarray(lo * per, hi * per), dims: [hi - lo, ...dims.slice(1)] };
+          }
+          yield out;
+        }
+        pos += n;
+        if (pos >= stop) break;
+      }
+    },
+  };
+}

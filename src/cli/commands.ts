@@ -3,12 +3,12 @@
 import { existsSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { OptionError, DataError } from '../common/index.js';
-import { calibrate, compareModels, type CalibrationMethod } from '../calibration/index.js';
+import { Calibrator, calibrate, compareModels, selectInt8Nodes, sliceSource, type CalibrateOptions, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { readModel, writeModel } from '../onnx/index.js';
 import { readProfile, dequantizedName } from '../quant/index.js';
 import { optimizeBasic } from '../runtime/index.js';
 import { npySource, readLabels } from './data.js';
-import { formatInspect, formatEval } from './format.js';
+import { formatInspect, formatEval, formatSelection } from './format.js';
 
 interface CalibrateArgs {
   model: string;
@@ -26,6 +26,10 @@ interface CalibrateArgs {
   batchSize?: number;
   threads?: number;
   out: string;
+  auto?: boolean;
+  report?: boolean;
+  budgetAgreement?: number;
+  budgetSqnr?: number;
 }
 
 export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
@@ -40,20 +44,21 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'calibrating [{bar}] {value}/{total} samples', clearOnComplete: true }, Presets.shades_classic) : null;
   const started = Date.now();
   bar?.start(source?.count ?? 64, 0);
+  const options: CalibrateOptions = {
+    method: a.method,
+    perChannel: !a.perTensor,
+    exclude: a.exclude,
+    symmetricActivations: a.symmetricActivations,
+    reduceRange: a.reduceRange,
+    percentile: a.percentile,
+    bins: a.bins,
+    inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
+    batchSize: a.batchSize,
+    threads: a.threads,
+    onProgress: (done) => bar?.update(done),
+  };
   try {
-    const result = await calibrate(model, source, {
-      method: a.method,
-      perChannel: !a.perTensor,
-      exclude: a.exclude,
-      symmetricActivations: a.symmetricActivations,
-      reduceRange: a.reduceRange,
-      percentile: a.percentile,
-      bins: a.bins,
-      inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
-      batchSize: a.batchSize,
-      threads: a.threads,
-      onProgress: (done) => bar?.update(done),
-    });
+    const result = a.auto ? await calibrateAuto(model, source, options, a) : await calibrate(model, source, options);
     bar?.stop();
     writeModel(result.model, a.out);
     const p = result.profile;
@@ -61,8 +66,37 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
       `wrote ${a.out}: ${p.method}, ${p.sampleCount} samples, ${p.quantizedNodes} nodes in INT8, ` +
         `${Object.keys(p.tensors).length} activation tensors, ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
     );
+    const selection = p.selection as SelectionResult | undefined;
+    if (selection) process.stdout.write(a.report ? formatSelection(selection, true) : formatSelection(selection, false));
   } finally {
     bar?.stop();
+  }
+}
+
+/**
+ * Calibrates on all but a held-out slice of the samples (a fifth, 8 to 200), then lets the
+ * selection decide, on the held-out slice and with real timing, which nodes stay FP32.
+ */
+async function calibrateAuto(model: ReturnType<typeof readModel>, source: ReturnType<typeof npySource> | null, options: CalibrateOptions, a: CalibrateArgs) {
+  if (!source || source.count < 16) {
+    throw new OptionError('--auto needs at least 16 samples in --data', { value: source?.count ?? 0, hint: 'a fifth of them (8 to 200) is held out to validate the selection' });
+  }
+  const holdout = Math.min(200, Math.max(8, Math.floor(source.count / 5)));
+  const calibrator = await Calibrator.create(model, options);
+  try {
+    await calibrator.observeAll(sliceSource(source, 0, source.count - holdout), options.onProgress);
+    const selection = await selectInt8Nodes(
+      { prepared: calibrator.prepared, ranges: calibrator.ranges(), options: calibrator.options },
+      sliceSource(source, source.count - holdout, source.count),
+      {
+        budget: { agreement: a.budgetAgreement, sqnrDb: a.budgetSqnr },
+        threads: a.threads,
+        log: a.report ? (s) => process.stderr.write(`auto: ${s}\n`) : undefined,
+      },
+    );
+    return calibrator.build(calibrator.ranges(), { selection }, selection.exclude);
+  } finally {
+    await calibrator.release();
   }
 }
 

@@ -1,6 +1,6 @@
 // Plain-text tables for the terminal.
 
-import type { Comparison } from '../calibration/index.js';
+import type { Comparison, SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 
 export function table(header: string[], rows: (string | number)[][]): string {
@@ -11,7 +11,7 @@ export function table(header: string[], rows: (string | number)[][]): string {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-const db = (x: number) => (Number.isFinite(x) ? `${x.toFixed(1)} dB` : x > 0 ? 'exact' : '-inf');
+const db = (x: number | null) => (x === null ? 'exact' : Number.isFinite(x) ? `${x.toFixed(1)} dB` : x > 0 ? 'exact' : '-inf'); // JSON keeps Infinity as null
 
 export function formatEval(r: Comparison): string {
   let s = `samples:          ${r.samples}\n`;
@@ -37,10 +37,43 @@ export function formatInspect(path: string, p: CalibrationProfile): string {
   s += `  INT8 nodes:    ${p.quantizedNodes}${p.excludedNodes.length ? `; excluded: ${p.excludedNodes.join(', ')}` : ''}\n`;
   s += `  Q/DQ domain:   ${p.qdqDomain}\n`;
   if (p.validation) s += `  validation:    ${Object.entries(p.validation).map(([k, v]) => `${k}=${v}`).join(', ')}\n`;
+  const sel = p.selection as SelectionResult | undefined;
+  if (sel) s += `  selection:     ${selectionLine(sel)}\n                 FP32: ${sel.exclude.length ? sel.exclude.join(', ') : '(none)'}\n`;
   s += '\n';
   s += table(
     ['tensor', 'min', 'max', 'scale', 'zero-point', 'type'],
     Object.entries(p.tensors).map(([name, t]) => [name, t.min.toPrecision(5), t.max.toPrecision(5), t.scale.toPrecision(5), t.zeroPoint, t.type]),
+  );
+  return s;
+}
+
+const ms = (x: number) => `${x.toFixed(3)} ms`;
+const us = (x: number | null) => (x === null ? '-' : x.toFixed(0));
+
+function selectionLine(r: SelectionResult): string {
+  const l = r.latency;
+  const a = r.accuracy;
+  return (
+    `${r.outcome}, ${r.int8Nodes} nodes INT8; batch 1: FP32 ${ms(l.fp32Ms)}, full INT8 ${ms(l.fullInt8Ms)} (×${l.fullInt8Ratio.toFixed(2)}), ` +
+    `auto ${ms(l.autoMs)} (×${l.ratio.toFixed(2)}); agreement ${pct(a.auto.agreement)}, SQNR ${db(a.auto.sqnrDb)} ` +
+    `(budget ${pct(a.budget.agreement)}, ${a.budget.sqnrDb} dB${r.met.accuracy && r.met.latency ? ', met' : ', NOT met'}); ` +
+    `${r.hardware.cpu}, ORT ${r.hardware.ortVersion}, ${r.hardware.threads} thread${r.hardware.threads > 1 ? 's' : ''}`
+  );
+}
+
+/** The selection's outcome; with `full`, the per-layer table and every timed step too. */
+export function formatSelection(r: SelectionResult, full: boolean): string {
+  let s = `auto: ${selectionLine(r)}\n`;
+  if (!full) return s;
+  s += '\n';
+  s += table(
+    ['node', 'op', 'FP32 µs', 'INT8 µs', 'tensor SQNR', 'SQNR if FP32', 'decision', 'why'],
+    r.perNode.map((n) => [n.node, n.opType, us(n.fp32Us), us(n.int8Us), n.tensorSqnrDb === null ? '-' : db(n.tensorSqnrDb), n.sensitivityDb === null ? '-' : db(n.sensitivityDb), n.decision.toUpperCase(), n.reason]),
+  );
+  s += `layout/Q-DQ overhead per run: FP32 ${r.overheadUs.fp32.toFixed(0)} µs, full INT8 ${r.overheadUs.int8.toFixed(0)} µs (kernel times from ORT's profiler)\n\n`;
+  s += table(
+    ['step', 'nodes FP32', 'ratio vs FP32', 'agreement', 'SQNR', 'kept'],
+    r.steps.map((t) => [t.step, t.excluded, t.ratio === undefined ? '-' : t.ratio.toFixed(3), pct(t.agreement), db(t.sqnrDb ?? Infinity), t.kept ? 'yes' : 'no']),
   );
   return s;
 }

@@ -33,6 +33,10 @@ export async function run(argv: string[]): Promise<number> {
     .option('--batch-size <n>', 'samples per forward pass (default 32)', positiveInt)
     .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)
     .requiredOption('--out <file>', 'INT8 .onnx to write')
+    .option('--auto', 'leave FP32 the nodes that do not pay in INT8 on this CPU (timed; validated on held-out samples)')
+    .option('--report', 'with --auto: print the per-layer table and the timings')
+    .option('--budget-agreement <x>', 'with --auto: least top-1 agreement with FP32, 0..1 (default 0.99)', parseFloat)
+    .option('--budget-sqnr <db>', 'with --auto: least output SQNR against FP32 in dB (default 30)', parseFloat)
     .action(async (o) => {
       await calibrateCommand(o);
     });

@@ -55,6 +55,7 @@ export const recalibrationSchema = z.strictObject({
   gateMargin: z.number().min(0).max(100).default(0),
   driftThreshold: z.number().positive().default(0.2),
   forgetting: z.number().gt(0).max(1).default(0.98),
+  auto: z.boolean().default(false),
 });
 
 const inputRangeSchema = z

@@ -52,6 +52,8 @@ const CHAINED_OPS = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAvera
 const SHARED_PARAM_OPS = new Set(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
 /** Activations ORT folds into the preceding quantized op when it is the sole consumer. */
 const FUSED_ACTIVATIONS = new Set(['Relu', 'Clip']);
+/** Ops ORT quantizes by itself when they sit between a DequantizeLinear and a QuantizeLinear. */
+const GUARDED_OPS = new Set(['Conv', 'ConvTranspose', 'Gemm']);
 /**
  * ORT fuses DQ → Conv/MatMul → Q into ONNX-domain QLinearConv / QLinearMatMul, which exist
  * from opset 10: at opset 9 it builds them anyway and then refuses the graph ("No Op
@@ -280,9 +282,41 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
 
   // Every consumer of a quantized tensor reads its dequantized copy.
   const quantizedSet = new Set(plan.tensors);
+  const fp32Guards = new Map<NodeProto, NodeProto[]>();
+  // A Conv/Gemm left FP32 between a DequantizeLinear and a QuantizeLinear is quantized by
+  // ORT anyway (its WeightBiasQuantization pass, per-tensor weights, and a Round op that
+  // opset-10 graphs cannot load). That pass only takes a per-tensor DQ: such a node reads
+  // its own DQ along the channel axis, all channels sharing the tensor's parameters.
+  const feedsQuantize = (node: NodeProto): boolean => {
+    let out = node.output[0];
+    for (;;) {
+      if (quantizedSet.has(out)) return true;
+      const users = index.consumersOf(out);
+      if (users.length !== 1 || !FUSED_ACTIVATIONS.has(users[0].opType)) return false;
+      out = users[0].output[0];
+    }
+  };
+  const inputChannels = (node: NodeProto): number | null => {
+    const w = index.initializers.get(node.input[1]);
+    if (!w) return null;
+    if (node.opType === 'Gemm') return Number(attrInt(node, 'transB', 0) ? w.dims[1] : w.dims[0]);
+    return node.opType === 'Conv' ? Number(w.dims[1]) * attrInt(node, 'group', 1) : null;
+  };
   for (const node of graph.node) {
-    node.input = node.input.map((t) => (quantizedSet.has(t) ? dequantizedName(t) : t));
+    const t0 = node.input[0];
+    const channels = GUARDED_OPS.has(node.opType) && !plan.nodes.includes(node.name) && quantizedSet.has(t0) && feedsQuantize(node) ? inputChannels(node) : null;
+    node.input = node.input.map((t, k) => {
+      if (!quantizedSet.has(t)) return t;
+      if (k !== 0 || channels === null) return dequantizedName(t);
+      const p = paramsFor(t);
+      const g = `${dequantizedName(t)}__${node.name}`;
+      newInits.push(makeTensor(`${g}__scale`, DataType.FLOAT, [channels], new Array(channels).fill(p.scale)));
+      newInits.push(makeTensor(`${g}__zp`, actType, [channels], new Array(channels).fill(p.zeroPoint)));
+      fp32Guards.set(node, [makeNode('DequantizeLinear', [quantizedName(t), `${g}__scale`, `${g}__zp`], [g], `${g}__DequantizeLinear`, { axis: 1 }, domain)]);
+      return g;
+    });
   }
+
   // A quantized graph output must still be produced under its own name, and its producer
   // must feed only the QuantizeLinear (or ORT will not fuse it): the producer writes
   // `<t>__f` and an Identity after the DequantizeLinear restores the name `<t>`.
@@ -358,7 +392,7 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
   const inputPairs = plan.tensors.filter((t) => !index.producer.has(t)).flatMap((t) => pending.get(t)!);
   newNodes.push(...weightNodes, ...inputPairs);
   for (const node of graph.node) {
-    newNodes.push(node);
+    newNodes.push(...(fp32Guards.get(node) ?? []), node);
     for (const o of node.output) {
       const pair = pending.get(o) ?? pending.get(o.endsWith('__f') ? o.slice(0, -3) : '');
       if (pair) newNodes.push(...pair);

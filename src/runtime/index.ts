@@ -6,3 +6,5 @@ export {
   type Datatype, type TensorMeta, type InferInput, type InferOutput, type InferResult, type OutputData,
   type EngineOptions, type EngineStats,
 } from './engine.js';
+export { profileModel, parseProfileTrace, attributeKernelTimes, type KernelTime, type ProfileOptions, type Attribution } from './profile.js';
+export { interleaved, percentile, type Variant, type TimingResult } from './timing.js';

@@ -43,7 +43,7 @@ describe('defaults', () => {
     expect(c.sampling).toEqual({ oneIn: 10, maxRows: 5000, maxBytes: 256 * 1024 * 1024, maxAgeHours: 168 });
     expect(c.recalibration).toEqual({
       everyInferences: 2000, cron: null, method: 'percentile', perChannel: true, minSamples: 100,
-      validationSlice: 200, gateMargin: 0, driftThreshold: 0.2, forgetting: 0.98,
+      validationSlice: 200, gateMargin: 0, driftThreshold: 0.2, forgetting: 0.98, auto: false,
     });
     expect(c.firstBoot).toBe('datafree');
     expect(c.inputRange).toEqual({ min: 0, max: 1 });
