@@ -94,7 +94,7 @@ async function main() {
       log: { level: 'info' },
     }),
   );
-  const daemon = await spawnDaemon(repoRoot, configPath);
+  const daemon = await spawnDaemon(repoRoot, configPath, { maxLogLines: 500 });
   // The fleet watcher: what an operator sees over MQTT (events as they happen).
   const fleetEvents: string[] = [];
   const watcher = spawn(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'fleet', 'watch', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });

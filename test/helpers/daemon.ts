@@ -1,10 +1,11 @@
 // Runs the real daemon (`node bin/calibd.js serve`) as a child process on a temporary state
 // folder and a free port, and talks to it over HTTP like any client would.
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
+import { spawnDaemon } from '../../scripts/lib/daemon-process.js';
 import { paths, repoRoot } from './paths.js';
 
 export interface Daemon {
@@ -54,47 +55,13 @@ export function writeConfig(stateDir: string, overrides: Record<string, unknown>
 export async function startDaemon(opts: { stateDir?: string; config?: Record<string, unknown>; configPath?: string; env?: Record<string, string> } = {}): Promise<Daemon> {
   const stateDir = opts.stateDir ?? mkdtempSync(join(tmpdir(), 'calibd-daemon-'));
   const configPath = opts.configPath ?? writeConfig(stateDir, opts.config);
-  const proc = spawn(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'serve', '--config', configPath], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...opts.env } });
-  const logs: string[] = [];
-  let exited: number | null | undefined;
-  const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => { exited = code; resolve(code); }));
-  const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    const onData = (chunk: Buffer) => {
-      buf += chunk.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        logs.push(line);
-        try {
-          const j = JSON.parse(line);
-          if (j.msg === 'calibd ready') resolve(j.port);
-        } catch {
-          // not JSON
-        }
-      }
-    };
-    proc.stdout!.on('data', onData);
-    proc.stderr!.on('data', (c: Buffer) => logs.push(c.toString()));
-    void exit.then((code) => reject(new Error(`daemon exited (${code}) before ready:\n${logs.join('\n')}`)));
-    setTimeout(() => reject(new Error(`daemon not ready in 30 s:\n${logs.join('\n')}`)), 30_000);
-  });
-  const url = (p: string) => `http://127.0.0.1:${port}${p}`;
+  const d = await spawnDaemon(repoRoot, configPath, { env: opts.env, readyTimeoutMs: 30_000 });
   return {
-    proc, port, stateDir, configPath, logs, url,
+    ...d,
+    stateDir,
+    configPath,
     async status() {
-      return (await fetch(url('/v2/calibd/status'))).json();
-    },
-    async stop() {
-      if (exited !== undefined) return exited;
-      proc.kill('SIGTERM');
-      return exit;
-    },
-    async kill9() {
-      if (exited !== undefined) return;
-      proc.kill('SIGKILL');
-      await exit;
+      return (await fetch(d.url('/v2/calibd/status'))).json();
     },
   };
 }
