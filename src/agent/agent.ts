@@ -406,7 +406,10 @@ export class CalibrationAgent extends EventEmitter {
       const cmp = validation.length
         ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation })
         : { candidate: { agreement: 0, sqnrDb: 0, samples: 0 }, current: null };
-      const decision = gate(cmp.candidate, cmp.current, this.config.recalibration.gateMargin);
+      // A data-free calibration is a bootstrap until live data arrives: the first calibration
+      // from real samples replaces it when it clears the floor, as when serving FP32.
+      const bootstrap = this.active?.method === 'datafree';
+      const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, this.config.recalibration.gateMargin);
       const figures = this.figures(cmp.candidate, cmp.current, Date.now() - started);
       profile.validation = figures;
       if (!decision.accept) {

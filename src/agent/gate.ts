@@ -15,14 +15,14 @@ export interface GateDecision {
 }
 
 /**
- * `margin`: agreement points (0–100) the candidate may lose. When nothing INT8 is active
- * (serving FP32), there is nothing to beat, so the candidate must clear `floor` alone.
+ * `margin`: agreement points (0–100) the candidate may lose. When there is nothing to beat
+ * (serving FP32, or the data-free bootstrap), the candidate must clear `floor` alone.
  */
 export function gate(candidate: Figures, current: Figures | null, margin = 0, floor = 0.97): GateDecision {
   if (candidate.samples === 0) return { accept: false, reason: 'no validation samples' };
   if (!current) {
     return candidate.agreement >= floor
-      ? { accept: true, reason: `agreement ${pct(candidate.agreement)} clears the ${pct(floor)} floor (serving FP32 before)` }
+      ? { accept: true, reason: `agreement ${pct(candidate.agreement)} clears the ${pct(floor)} floor (nothing to beat)` }
       : { accept: false, reason: `agreement ${pct(candidate.agreement)} is under the ${pct(floor)} floor` };
   }
   const lost = (current.agreement - candidate.agreement) * 100;
