@@ -334,7 +334,9 @@ export class CalibrationAgent extends EventEmitter {
       if (this.closed) return;
       const r = this.config.recalibration;
       const enough = this.learnedSinceCalibration >= Math.max(10, Math.floor(r.minSamples / 2));
-      if (!this.running && enough && this.buffer.count() >= r.minSamples) {
+      // Rows still queued for the next flush count too: a short burst of requests would
+      // otherwise never reach minSamples before the stream stops.
+      if (!this.running && enough && this.buffer.count() + this.buffer.queued >= r.minSamples) {
         if (!this.active || this.active.method === 'datafree') {
           void this.recalibrate({}, 'first-data').catch(() => undefined);
         } else if (this.drift.score() > r.driftThreshold) {

@@ -200,6 +200,11 @@ export class SampleBuffer {
     return this.stmt.totals.get()!.rows;
   }
 
+  /** Samples accepted by add() and not yet written (the next flush writes them). */
+  get queued(): number {
+    return this.queue.length;
+  }
+
   bytes(): number {
     return this.stmt.totals.get()!.bytes;
   }
