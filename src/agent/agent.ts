@@ -166,26 +166,35 @@ export class CalibrationAgent extends EventEmitter {
     this.emitEvent('started', { version: this.active?.version ?? 0, serving: this.active ? 'int8' : 'fp32', method: this.method, bufferRows: this.buffer.count() });
   }
 
-  private async restoreStatistics(): Promise<void> {
-    const t0 = Date.now();
-    let restored = 0;
+  /**
+   * Feeds every buffered sample that is not held out to the worker's statistics, oldest
+   * first, in chunks; `each` sees every sample (held out or not). Returns the count learned.
+   */
+  private async learnFromBuffer(each?: (sample: WireSample) => void): Promise<number> {
+    let learned = 0;
     let chunk: WireSample[] = [];
-    const flushChunk = async () => {
-      if (chunk.length === 0) return;
-      await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
+    const send = async () => {
+      if (chunk.length) await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
       chunk = [];
     };
+    for (const s of this.buffer.iterate({ newestFirst: false })) {
+      if (this.closed) break;
+      const w = toWire(s);
+      each?.(w);
+      if (isHoldout(w)) continue;
+      chunk.push(w);
+      learned++;
+      if (chunk.length >= 32) await send();
+    }
+    await send();
+    return learned;
+  }
+
+  private async restoreStatistics(): Promise<void> {
+    const t0 = Date.now();
     try {
-      for (const s of this.buffer.iterate({ newestFirst: false })) {
-        if (this.closed) return;
-        const w = toWire(s);
-        this.observeDrift(w);
-        if (isHoldout(w)) continue;
-        chunk.push(w);
-        restored++;
-        if (chunk.length >= 32) await flushChunk();
-      }
-      await flushChunk();
+      const restored = await this.learnFromBuffer((w) => this.observeDrift(w));
+      if (this.closed) return;
       this.drift.rebase();
       this.emitEvent('statistics.restored', { restoredSamples: restored, bufferRows: this.buffer.count(), ms: Date.now() - t0 }, false);
     } catch (err) {
@@ -388,17 +397,7 @@ export class CalibrationAgent extends EventEmitter {
       if (req.full || method !== this.method) {
         await this.worker.call('restart', { method });
         this.method = method;
-        let chunk: WireSample[] = [];
-        for (const s of this.buffer.iterate({ newestFirst: false })) {
-          const w = toWire(s);
-          if (isHoldout(w)) continue;
-          chunk.push(w);
-          if (chunk.length >= 32) {
-            await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
-            chunk = [];
-          }
-        }
-        if (chunk.length) await this.worker.call('observe', { samples: chunk, learn: chunk.map(() => true) });
+        await this.learnFromBuffer();
       }
       this.nextMethod = null;
       const validation = this.validationSet();

@@ -116,7 +116,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     }
     const result = await engine.infer(decoded.inputs);
     metrics.inferenceSeconds.observe(result.latencyMs / 1000);
-    if (deps.onInference) notify(deps.onInference, decoded.inputs, result.outputs, req);
+    if (deps.onInference) notify(deps.onInference, decoded.inputs, result.outputs, result.latencyMs, req);
     return sendOutputs(reply, { modelName, version: result.version, id: decoded.id, wanted, outputs: result.outputs });
   };
   for (const prefix of ['/v2/models/:name', '/v2/models/:name/versions/:version']) {
@@ -198,6 +198,7 @@ function notify(
   hook: NonNullable<ApiDeps['onInference']>,
   inputs: Record<string, { shape: number[]; data: Float32Array }>,
   outputs: Record<string, InferOutput>,
+  latencyMs: number,
   req: FastifyRequest,
 ): void {
   const floatOutputs: Record<string, { shape: number[]; data: Float32Array }> = {};
@@ -205,7 +206,7 @@ function notify(
   // After the response is on its way: sampling must never delay or fail a request.
   setImmediate(() => {
     try {
-      hook(inputs, floatOutputs);
+      hook(inputs, floatOutputs, latencyMs);
     } catch (err) {
       req.log.warn({ err }, 'onInference hook failed');
     }

@@ -7,10 +7,14 @@ import type { InferenceEngine } from '../runtime/index.js';
 export interface ApiDeps {
   engine: InferenceEngine;
   modelName: string;
-  /** Called after each successful inference with the validated inputs and outputs (the daemon samples from here; must not block). */
+  /**
+   * Called after each successful inference with the validated inputs, the outputs and the
+   * engine's latency (the daemon samples and times from here; must not block).
+   */
   onInference?: (
     inputs: Record<string, { shape: number[]; data: Float32Array }>,
     outputs: Record<string, { shape: number[]; data: Float32Array }>,
+    latencyMs: number,
   ) => void;
   admin: AdminControl;
   /** Extra metrics (agent, buffer, health) appended to GET /metrics. */

@@ -6,18 +6,23 @@ import { pino } from 'pino';
 import { CalibrationAgent, agentMetrics } from '../agent/index.js';
 import { createApiServer } from '../api/index.js';
 import { loadConfig } from '../config/index.js';
-import { FleetMember, LatencyRecorder, fleetOptionsFromConfig, recordEngineLatency } from '../fleet/index.js';
+import { FleetMember, LatencyRecorder, fleetOptionsFromConfig } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
 
 export async function serveCommand(o: { config?: string }): Promise<void> {
   const config = loadConfig({ file: o.config });
   const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId } });
   const agent = await CalibrationAgent.start(config, logger);
+  // Engine latency per request, for the fleet's metrics topic (fed by the API's hook).
+  const latency = new LatencyRecorder();
   const api = createApiServer(
     {
       engine: agent.engine,
       modelName: config.modelName,
-      onInference: (inputs) => agent.onInference(inputs),
+      onInference: (inputs, _outputs, latencyMs) => {
+        latency.record(latencyMs);
+        agent.onInference(inputs);
+      },
       admin: agent,
       metrics: agentMetrics(agent),
     },
@@ -35,8 +40,6 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
   let fleet: FleetMember | null = null;
   if (config.mqtt) {
     try {
-      const latency = new LatencyRecorder();
-      recordEngineLatency(agent.engine, latency);
       fleet = await FleetMember.start(agent, logger, { ...fleetOptionsFromConfig(config, process.env), latency });
     } catch (err) {
       logger.error({ err: (err as Error).message }, 'fleet (MQTT) not started; serving without it');

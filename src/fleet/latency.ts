@@ -51,26 +51,3 @@ export class LatencyRecorder {
 function round3(x: number): number {
   return Math.round(x * 1000) / 1000;
 }
-
-interface TimedEngine {
-  infer(inputs: never): Promise<{ latencyMs: number }>;
-}
-
-/**
- * Feeds `recorder` from every `engine.infer` call by wrapping the method on this instance.
- * The wrapper adds one array write per request and never awaits anything else; the API and
- * the agent keep calling the same object, so swaps and stats are unaffected.
- */
-export function recordEngineLatency<E extends TimedEngine>(engine: E, recorder: LatencyRecorder): () => void {
-  const original = engine.infer;
-  const wrapped = async function (this: E, inputs: never) {
-    // Failures are counted by the engine itself (EngineStats.errors); only successes are timed.
-    const result = await original.call(this, inputs);
-    recorder.record(result.latencyMs);
-    return result;
-  };
-  (engine as { infer: unknown }).infer = wrapped;
-  return () => {
-    (engine as { infer: unknown }).infer = original;
-  };
-}

@@ -31,7 +31,7 @@ export interface FleetMemberOptions {
   signingKey?: Buffer;
   signingWindowMs?: number;
   backoff?: BackoffOptions;
-  /** Filled by the daemon from engine.infer (see recordEngineLatency). */
+  /** Filled by the daemon with each request's engine latency (the API's onInference hook). */
   latency?: LatencyRecorder;
   /** Injected in tests. */
   readHealth?: () => Promise<Health>;

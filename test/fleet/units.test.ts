@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { Backoff } from '../../src/fleet/backoff.js';
 import { BoundedQueue } from '../../src/fleet/queue.js';
-import { LatencyRecorder, recordEngineLatency } from '../../src/fleet/latency.js';
+import { LatencyRecorder } from '../../src/fleet/latency.js';
 import { canonicalJson, SignatureVerifier, signPayload } from '../../src/fleet/signing.js';
 import { deviceOf, deviceTopics, requestTopic } from '../../src/fleet/topics.js';
 
@@ -52,17 +52,6 @@ describe('LatencyRecorder', () => {
     expect(s.p50!).toBeLessThan(80);
   });
 
-  it('times an engine by wrapping its infer', async () => {
-    const engine = { async infer(_x: never) { return { latencyMs: 4.5 }; } };
-    const r = new LatencyRecorder();
-    const undo = recordEngineLatency(engine, r);
-    await engine.infer(undefined as never);
-    await engine.infer(undefined as never);
-    expect(r.take()).toMatchObject({ count: 2, p50: 4.5 });
-    undo();
-    await engine.infer(undefined as never);
-    expect(r.take().count).toBe(0);
-  });
 });
 
 describe('topics', () => {
