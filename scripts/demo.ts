@@ -12,6 +12,7 @@
 import { spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { createInterface } from 'node:readline';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as ort from 'onnxruntime-node';
@@ -98,22 +99,15 @@ async function main() {
   // The fleet watcher: what an operator sees over MQTT (events as they happen).
   const fleetEvents: string[] = [];
   const watcher = spawn(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'fleet', 'watch', '--broker', `mqtt://127.0.0.1:${mqttPort}`, '--json'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  let watchBuf = '';
-  watcher.stdout!.on('data', (c: Buffer) => {
-    watchBuf += c.toString();
-    let nl;
-    while ((nl = watchBuf.indexOf('\n')) >= 0) {
-      const line = watchBuf.slice(0, nl);
-      watchBuf = watchBuf.slice(nl + 1);
-      try {
-        const m = JSON.parse(line) as { kind: string; payload: { type?: string; data?: Record<string, unknown> } };
-        if (m.kind === 'events' && m.payload.type?.startsWith('calibration.') && m.payload.type !== 'calibration.started') {
-          const d = m.payload.data ?? {};
-          fleetEvents.push(`${m.payload.type.replace('calibration.', '')} v${d.version} (${d.trigger})`);
-        }
-      } catch {
-        // not JSON
+  createInterface({ input: watcher.stdout! }).on('line', (line) => {
+    try {
+      const m = JSON.parse(line) as { kind: string; payload: { type?: string; data?: Record<string, unknown> } };
+      if (m.kind === 'events' && m.payload.type?.startsWith('calibration.') && m.payload.type !== 'calibration.started') {
+        const d = m.payload.data ?? {};
+        fleetEvents.push(`${m.payload.type.replace('calibration.', '')} v${d.version} (${d.trigger})`);
       }
+    } catch {
+      // not JSON
     }
   });
   const { train, test } = loadMnistSplit();

@@ -3,6 +3,7 @@
 // and the tests.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 
 export interface DaemonProcess {
   proc: ChildProcess;
@@ -38,21 +39,14 @@ export async function spawnDaemon(repoRoot: string, configPath: string, opts: Sp
   const exit = new Promise<number | null>((resolve) => proc.on('exit', (code) => { exitCode = code; resolve(code); }));
   const timeoutMs = opts.readyTimeoutMs ?? 60_000;
   const port = await new Promise<number>((resolve, reject) => {
-    let buf = '';
-    proc.stdout!.on('data', (chunk: Buffer) => {
-      buf += chunk.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        keep(line);
-        opts.onLog?.(line);
-        try {
-          const j = JSON.parse(line) as { msg?: string; port?: number };
-          if (j.msg === 'calibd ready' && j.port) resolve(j.port);
-        } catch {
-          // not a JSON log line
-        }
+    createInterface({ input: proc.stdout! }).on('line', (line) => {
+      keep(line);
+      opts.onLog?.(line);
+      try {
+        const j = JSON.parse(line) as { msg?: string; port?: number };
+        if (j.msg === 'calibd ready' && j.port) resolve(j.port);
+      } catch {
+        // not a JSON log line
       }
     });
     proc.stderr!.on('data', (c: Buffer) => keep(c.toString()));
