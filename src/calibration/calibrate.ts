@@ -9,7 +9,7 @@
 import { OptionError, calibdVersion } from '../common/index.js';
 import { DataType, GraphIndex, cloneModel, makeNode, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
-  PROFILE_FORMAT, planQuantization, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
+  PROFILE_FORMAT, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
   type CalibrationProfile, type QuantizationPlan, type QuantizeOptions, type Range, type TensorCalibration,
 } from '../quant/index.js';
 import { ActivationTap, optimizeBasic, type ort } from '../runtime/index.js';
@@ -81,7 +81,9 @@ export class Calibrator {
     this.collectors = new CollectorSet(collectorMethod(options.method), options);
   }
 
-  static async create(fp32: ModelProto, options: CalibrateOptions): Promise<Calibrator> {
+  static async create(fp32: ModelProto, given: CalibrateOptions): Promise<Calibrator> {
+    // Resolved once, so every candidate of this calibrator uses the same weight range.
+    const options: CalibrateOptions = { ...given, weightRange: given.reduceRange ? 'reduced' : resolveWeightRange(given.weightRange) };
     if (!CALIBRATION_METHODS.includes(options.method)) {
       throw new OptionError(`unknown calibration method '${options.method}'`, {
         value: options.method,
@@ -194,6 +196,7 @@ export class Calibrator {
         perChannel: o.perChannel ?? true,
         symmetricActivations: o.symmetricActivations ?? false,
         reduceRange: o.reduceRange ?? false,
+        weightRange: o.weightRange,
         exclude: o.exclude ?? [],
         ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),

@@ -6,6 +6,7 @@ import { DataError } from '../common/index.js';
 import { GraphIndex, cloneModel, DataType, valueInfo, type ModelProto } from '../onnx/index.js';
 import { createSession, type ort } from '../runtime/index.js';
 import { toFeeds, type SampleSource } from './samples.js';
+import { inferMetric, MetricAccumulator, type TaskMetric } from './metrics.js';
 
 export interface ComparisonOptions {
   /** Output to compare (default: the first). */
@@ -16,6 +17,14 @@ export interface ComparisonOptions {
   perTensor?: boolean;
   batchSize?: number;
   threads?: number;
+  /** Task metric for every output (default: inferred from the first output's shape and values). */
+  metric?: TaskMetric;
+}
+
+export interface OutputComparison {
+  name: string;
+  value: number;
+  sqnrDb: number;
 }
 
 export interface Comparison {
@@ -28,6 +37,10 @@ export interface Comparison {
   accuracyInt8?: number;
   /** Worst tensors first. */
   tensors?: { name: string; sqnrDb: number }[];
+  /** The task metric, and its value: the worst over every output of the model. */
+  metric: TaskMetric;
+  value: number;
+  outputs: OutputComparison[];
 }
 
 /** Running SQNR: energy of the reference and of the difference. */
@@ -100,6 +113,9 @@ export async function compareModels(
   const qSession = await createSession(tapPairs.length ? withOutputs(int8, tapPairs.map(([, q]) => q)) : int8, { threads }, 'INT8 model');
   try {
     const out = new SqnrAccumulator();
+    const outputNames = fp32.graph!.output.map((o) => o.name).filter((n) => int8.graph!.output.some((o) => o.name === n));
+    let metric = opts.metric;
+    let perOutput: Map<string, MetricAccumulator> | null = null;
     const perTensor = new Map(tapPairs.map(([f]) => [f, new SqnrAccumulator()]));
     let rows = 0;
     let agree = 0;
@@ -112,6 +128,11 @@ export async function compareModels(
       const b = await qSession.run(feeds);
       const ra = a[output];
       const rb = b[output];
+      if (!perOutput) {
+        metric ??= inferMetric(ra.dims.map(Number), ra.data as Float32Array);
+        perOutput = new Map(outputNames.map((n) => [n, new MetricAccumulator(metric!)]));
+      }
+      for (const [n, acc] of perOutput) acc.add(a[n].data as Float32Array, b[n].data as Float32Array, a[n].dims.map(Number));
       const fa = ra.data as Float32Array;
       const fb = rb.data as Float32Array;
       out.add(fa, fb);
@@ -138,7 +159,10 @@ export async function compareModels(
       }
       samples += n;
     }
-    const result: Comparison = { samples, agreement: rows ? agree / rows : 0, sqnrDb: out.db };
+    metric ??= { kind: 'sqnr', name: 'sqnr' };
+    const outputs = [...(perOutput ?? [])].map(([name, acc]) => ({ name, value: acc.value, sqnrDb: acc.sqnrDb }));
+    const value = outputs.length ? Math.min(...outputs.map((o) => o.value)) : 0;
+    const result: Comparison = { samples, agreement: rows ? agree / rows : 0, sqnrDb: out.db, metric, value, outputs };
     if (opts.labels) {
       if (opts.labels.length < samples) {
         throw new DataError(`${opts.labels.length} labels for ${samples} samples`, {

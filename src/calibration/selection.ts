@@ -14,12 +14,15 @@ import { dequantizedName, planQuantization, quantizeModel, type QuantizationPlan
 import { attributeKernelTimes, createSession, interleaved, ort, profileModel } from '../runtime/index.js';
 import { argmaxRows, compareModels, SqnrAccumulator } from './evaluate.js';
 import { toFeeds, type Batch, type SampleSource } from './samples.js';
+import { formatMetric, inferMetric, MetricAccumulator, METRIC_BOUNDS, parseMetric, type TaskMetric } from './metrics.js';
 
 export interface AccuracyBudget {
   /** Top-1 agreement with FP32, 0..1 (default 0.99). */
   agreement: number;
   /** Output SQNR against FP32, dB (default 30). */
   sqnrDb: number;
+  /** Least value of the task metric (default per metric, METRIC_BOUNDS). */
+  value?: number;
 }
 
 export interface SelectionOptions {
@@ -37,6 +40,11 @@ export interface SelectionOptions {
   maxTimings?: number;
   /** Samples used per sensitivity run (default: all of the validation set, at most 32). */
   sensitivitySamples?: number;
+  /**
+   * Task metric the budget is judged on, with its least value `budget.value`. Unset: the
+   * output's inferred metric; for top1, the agreement and SQNR budget as before.
+   */
+  metric?: TaskMetric;
   log?: (s: string) => void;
 }
 
@@ -58,6 +66,8 @@ export interface NodeReport {
 export interface Figures {
   agreement: number;
   sqnrDb: number;
+  /** The task metric's value. */
+  value: number;
 }
 
 export interface SelectionStep {
@@ -77,7 +87,7 @@ export interface SelectionResult {
   met: { latency: boolean; accuracy: boolean };
   int8Nodes: number;
   latency: { fp32Ms: number; fullInt8Ms: number; autoMs: number; ratio: number; fullInt8Ratio: number; batch: 1 };
-  accuracy: { budget: AccuracyBudget; samples: number; fullInt8: Figures; auto: Figures };
+  accuracy: { metric: string; budget: AccuracyBudget; samples: number; fullInt8: Figures; auto: Figures };
   /** Kernel time the profiler could not give to a node: layout changes and Q/DQ hops, µs per run. */
   overheadUs: { fp32: number; int8: number };
   perNode: NodeReport[];
@@ -122,25 +132,31 @@ class Validator {
     private readonly output: string,
     private readonly width: number,
     private readonly threads: number,
+    private readonly dims: number[],
+    readonly metric: TaskMetric,
   ) {}
 
-  static async create(fp32: ModelProto, source: SampleSource, threads: number): Promise<Validator> {
+  static async create(fp32: ModelProto, source: SampleSource, threads: number, given?: TaskMetric): Promise<Validator> {
     const output = fp32.graph!.output[0].name;
     const session = await createSession(fp32, { threads }, 'FP32 model');
     const batches: Batch[] = [];
     const reference: Float32Array[] = [];
     let width = 1;
+    let dims: number[] = [];
+    let metric = given;
     try {
       for await (const b of source.batches(32)) {
         batches.push(b);
         const out = (await session.run(toFeeds(b)))[output];
         width = Number(out.dims[out.dims.length - 1] ?? 1);
+        dims = out.dims.map(Number);
+        metric ??= inferMetric(dims, out.data as Float32Array);
         reference.push(Float32Array.from(out.data as Float32Array));
       }
     } finally {
       await session.release();
     }
-    return new Validator(batches, reference, output, width, threads);
+    return new Validator(batches, reference, output, width, threads, dims, metric ?? parseMetric('sqnr'));
   }
 
   get samples(): number {
@@ -161,6 +177,7 @@ class Validator {
     const session = await createSession(model, { threads: this.threads }, 'INT8 model');
     try {
       const acc = new SqnrAccumulator();
+      const task = new MetricAccumulator(this.metric);
       let agree = 0;
       let rows = 0;
       let seen = 0;
@@ -168,13 +185,14 @@ class Validator {
         const out = (await session.run(toFeeds(this.batches[i])))[this.output].data as Float32Array;
         const ref = this.reference[i];
         acc.add(ref, out);
+        task.add(ref, out, this.dims);
         const a = argmaxRows(ref, this.width);
         const b = argmaxRows(out, this.width);
         for (let r = 0; r < a.length; r++) if (a[r] === b[r]) agree++;
         rows += a.length;
         seen += this.batches[i][Object.keys(this.batches[i])[0]].dims[0];
       }
-      return { agreement: rows ? agree / rows : 0, sqnrDb: acc.db };
+      return { agreement: rows ? agree / rows : 0, sqnrDb: acc.db, value: task.value };
     } finally {
       await session.release();
     }
@@ -184,7 +202,16 @@ class Validator {
 /** Picks the nodes to leave FP32. `validation` is held out from calibration. */
 export async function selectInt8Nodes(input: SelectionInput, validation: SampleSource, opts: SelectionOptions = {}): Promise<SelectionResult> {
   const log = opts.log ?? (() => undefined);
-  const budget: AccuracyBudget = { agreement: opts.budget?.agreement ?? 0.99, sqnrDb: opts.budget?.sqnrDb ?? 30 };
+  const validator = await Validator.create(input.prepared, validation, opts.threads ?? 1, opts.metric);
+  const metric = validator.metric;
+  // Without an explicit metric, a classifier keeps the agreement-and-SQNR budget.
+  const legacy = !opts.metric && metric.kind === 'top1';
+  const budget: AccuracyBudget = {
+    agreement: opts.budget?.agreement ?? 0.99,
+    sqnrDb: opts.budget?.sqnrDb ?? 30,
+    value: opts.budget?.value ?? METRIC_BOUNDS[metric.kind].budget,
+  };
+  log(`metric: ${metric.name}${opts.metric ? '' : ' (inferred from the output)'}, budget ${legacy ? `agreement ${budget.agreement}, SQNR ${budget.sqnrDb} dB` : formatMetric(metric, budget.value!)}`);
   const target = opts.targetRatio ?? 1.0;
   const prefer = opts.preferRatio ?? 0.9;
   const threads = opts.threads ?? 1;
@@ -193,13 +220,12 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
   const prepared = input.prepared;
   const index = new GraphIndex(prepared.graph!);
   const byName = new Map<string, NodeProto>(prepared.graph!.node.filter((n) => n.name).map((n) => [n.name, n]));
-  const meets = (f: Figures) => f.agreement >= budget.agreement && f.sqnrDb >= budget.sqnrDb;
+  const meets = (f: Figures) => (legacy ? f.agreement >= budget.agreement && f.sqnrDb >= budget.sqnrDb : f.value >= budget.value!);
 
   const fullPlan = planQuantization(prepared, input.options);
   const full = buildVariant(input, fullPlan, []);
   // Decisions are per compute node and per chained op; shape ops follow their input.
   const candidates = fullPlan.nodes.filter((n) => byName.has(n) && (COMPUTE.has(byName.get(n)!.opType) || CHAINED.has(byName.get(n)!.opType)));
-  const validator = await Validator.create(prepared, validation, threads);
   const feeds = validator.firstSample();
   const fp32Session = await createSession(prepared, { threads }, 'FP32 model');
   const steps: SelectionStep[] = [];
@@ -238,7 +264,7 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
     const aQ = attributeKernelTimes(prepared, kQ, fullPlan.nodes, fullPlan.nodes);
     const gain = (n: string) => (aFp.perUnit.get(n) ?? 0) - (aQ.perUnit.get(n) ?? 0);
     const fullTime = await time(full.model);
-    log(`full INT8: ratio ${fullTime.ratio.toFixed(3)}, agreement ${(100 * accFull.agreement).toFixed(2)}%, SQNR ${accFull.sqnrDb.toFixed(1)} dB`);
+    log(`full INT8: ratio ${fullTime.ratio.toFixed(3)}, ${metric.name} ${formatMetric(metric, accFull.value)}, agreement ${(100 * accFull.agreement).toFixed(2)}%, SQNR ${accFull.sqnrDb.toFixed(1)} dB`);
     steps.push({ step: 'full INT8', excluded: 0, ...accFull, ratio: fullTime.ratio, kept: true });
 
     // 2. Sensitivity: output SQNR with each compute node alone in FP32.
@@ -263,7 +289,7 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
       const t = await time(v.model);
       const kept = accept(t.ratio, acc);
       steps.push({ step: name, excluded: next.length, ...acc, ratio: t.ratio, kept });
-      log(`${name}: ${next.length} FP32, ratio ${t.ratio.toFixed(3)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${acc.sqnrDb.toFixed(1)} dB${kept ? '' : ' (not kept)'}`);
+      log(`${name}: ${next.length} FP32, ratio ${t.ratio.toFixed(3)}, ${metric.name} ${formatMetric(metric, acc.value)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${acc.sqnrDb.toFixed(1)} dB${kept ? '' : ' (not kept)'}`);
       if (kept) {
         exclude = next;
         current = { ratio: t.ratio, ms: t.int8Ms, acc };
@@ -358,7 +384,7 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
       finalTime = await time(final.model);
     }
     steps.push({ step: 'final', excluded: exclude.length, ...finalAcc, ratio: finalTime.ratio, kept: true });
-    log(`final: ${final.plan.nodes.length} INT8 nodes, ratio ${finalTime.ratio.toFixed(3)}, agreement ${(100 * finalAcc.agreement).toFixed(2)}%, SQNR ${finalAcc.sqnrDb.toFixed(1)} dB`);
+    log(`final: ${final.plan.nodes.length} INT8 nodes, ratio ${finalTime.ratio.toFixed(3)}, ${metric.name} ${formatMetric(metric, finalAcc.value)}, agreement ${(100 * finalAcc.agreement).toFixed(2)}%, SQNR ${finalAcc.sqnrDb.toFixed(1)} dB`);
 
     const int8Set = new Set(final.plan.nodes);
     const outputTensor = (n: NodeProto) => {
@@ -387,7 +413,7 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
       met: { latency: int8Nodes === 0 || finalTime.ratio <= target, accuracy: meets(finalAcc) },
       int8Nodes,
       latency: { fp32Ms: finalTime.fp32Ms, fullInt8Ms: fullTime.int8Ms, autoMs: finalTime.int8Ms, ratio: finalTime.ratio, fullInt8Ratio: fullTime.ratio, batch: 1 },
-      accuracy: { budget, samples: validator.samples, fullInt8: accFull, auto: finalAcc },
+      accuracy: { metric: metric.name, budget, samples: validator.samples, fullInt8: accFull, auto: finalAcc },
       overheadUs: { fp32: aFp.overheadUs, int8: aQ.overheadUs },
       perNode,
       steps,

@@ -5,10 +5,11 @@ import { SingleBar, Presets } from 'cli-progress';
 import { OptionError, DataError } from '../common/index.js';
 import { Calibrator, calibrate, compareModels, selectInt8Nodes, sliceSource, type CalibrateOptions, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { readModel, writeModel } from '../onnx/index.js';
-import { readProfile, dequantizedName } from '../quant/index.js';
+import { readProfile, dequantizedName, type CalibrationProfile, type WeightRangeChoice } from '../quant/index.js';
+import { analyseLayers, parseMetric, type LayerReport } from '../calibration/index.js';
 import { optimizeBasic } from '../runtime/index.js';
 import { npySource, readLabels } from './data.js';
-import { formatInspect, formatEval, formatSelection } from './format.js';
+import { formatInspect, formatEval, formatLayers, formatSelection } from './format.js';
 
 interface CalibrateArgs {
   model: string;
@@ -20,6 +21,9 @@ interface CalibrateArgs {
   exclude?: string[];
   symmetricActivations?: boolean;
   reduceRange?: boolean;
+  weightRange?: WeightRangeChoice;
+  metric?: string;
+  budget?: number;
   percentile?: number;
   bins?: number;
   inputRange?: string;
@@ -50,6 +54,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     exclude: a.exclude,
     symmetricActivations: a.symmetricActivations,
     reduceRange: a.reduceRange,
+    weightRange: a.weightRange,
     percentile: a.percentile,
     bins: a.bins,
     inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
@@ -89,7 +94,8 @@ async function calibrateAuto(model: ReturnType<typeof readModel>, source: Return
       { prepared: calibrator.prepared, ranges: calibrator.ranges(), options: calibrator.options },
       sliceSource(source, source.count - holdout, source.count),
       {
-        budget: { agreement: a.budgetAgreement, sqnrDb: a.budgetSqnr },
+        budget: { agreement: a.budgetAgreement, sqnrDb: a.budgetSqnr, value: a.budget },
+        metric: a.metric ? parseMetric(a.metric) : undefined,
         threads: a.threads,
         log: a.report ? (s) => process.stderr.write(`auto: ${s}\n`) : undefined,
       },
@@ -115,6 +121,8 @@ interface EvalArgs {
   labels?: string;
   samples?: number;
   threads?: number;
+  metric?: string;
+  perLayer?: boolean;
   json?: boolean;
 }
 
@@ -129,13 +137,38 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   // The INT8 graph was built from the optimised FP32 graph, so compare tensors there.
   const reference = profile ? await optimizeBasic(fp32, a.fp32) : fp32;
   const pairs = new Map(Object.keys(profile?.tensors ?? {}).map((t) => [t, dequantizedName(t)]));
+  const metric = a.metric ? parseMetric(a.metric) : undefined;
   const result = await compareModels(reference, int8, source, {
     labels,
     perTensor: pairs.size > 0,
     int8Tensors: pairs,
     threads: a.threads,
+    metric,
   });
-  process.stdout.write(a.json ? JSON.stringify(result, null, 2) + '\n' : formatEval(result));
+  let layers: LayerReport[] | undefined;
+  if (a.perLayer) {
+    if (!profile) throw new DataError(`${a.int8} holds no calibd calibration, so its layers cannot be rebuilt one by one`, { value: a.int8, hint: 'pass an INT8 model written by `calibd calibrate`' });
+    layers = await analyseLayers(layerInput(reference, profile), source, { threads: a.threads });
+  }
+  process.stdout.write(a.json ? JSON.stringify({ ...result, ...(layers ? { layers } : {}) }, null, 2) + '\n' : formatEval(result) + (layers ? formatLayers(layers) : ''));
+}
+
+/** The ranges and options an INT8 model was built with, from its calibration record. */
+function layerInput(prepared: ReturnType<typeof readModel>, p: CalibrationProfile) {
+  const o = p.options as Record<string, unknown>;
+  const ranges = new Map(Object.entries(p.tensors).map(([t, c]) => [t, { min: c.min, max: c.max }]));
+  return {
+    prepared,
+    ranges,
+    options: {
+      perChannel: o.perChannel as boolean | undefined,
+      symmetricActivations: o.symmetricActivations as boolean | undefined,
+      reduceRange: o.reduceRange as boolean | undefined,
+      weightRange: o.weightRange as WeightRangeChoice | undefined,
+      exclude: p.excludedNodes,
+      minConvReduction: o.minConvReduction as number | undefined,
+    },
+  };
 }
 
 export async function inspectCommand(path: string, o: { json?: boolean }): Promise<void> {

@@ -1,6 +1,6 @@
 // Plain-text tables for the terminal.
 
-import type { Comparison, SelectionResult } from '../calibration/index.js';
+import { formatMetric, type Comparison, type LayerReport, type SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 
 export function table(header: string[], rows: (string | number)[][]): string {
@@ -15,6 +15,8 @@ const db = (x: number | null) => (x === null ? 'exact' : Number.isFinite(x) ? `$
 
 export function formatEval(r: Comparison): string {
   let s = `samples:          ${r.samples}\n`;
+  s += `metric:           ${r.metric.name} = ${formatMetric(r.metric, r.value)}${r.outputs.length > 1 ? ' (worst output)' : ''}\n`;
+  if (r.outputs.length > 1) for (const o of r.outputs) s += `  ${o.name}: ${formatMetric(r.metric, o.value)}, SQNR ${db(o.sqnrDb)}\n`;
   s += `top-1 agreement:  ${pct(r.agreement)}\n`;
   s += `output SQNR:      ${db(r.sqnrDb)}\n`;
   if (r.accuracyFp32 !== undefined) {
@@ -26,6 +28,17 @@ export function formatEval(r: Comparison): string {
     s += table(['tensor', 'SQNR'], r.tensors.slice(0, 10).map((t) => [t.name, db(t.sqnrDb)]));
   }
   return s;
+}
+
+/** The per-layer table: where error is born (isolated) and where it has piled up (accumulated). */
+export function formatLayers(layers: LayerReport[]): string {
+  return (
+    '\nper layer (worst alone first):\n' +
+    table(
+      ['node', 'op', 'tensor', 'output SQNR alone', 'tensor SQNR alone', 'accumulated'],
+      layers.map((l) => [l.node, l.opType, l.tensor, db(l.isolatedOutputDb), db(l.isolatedTensorDb), db(l.accumulatedDb)]),
+    )
+  );
 }
 
 export function formatInspect(path: string, p: CalibrationProfile): string {
@@ -55,7 +68,7 @@ function selectionLine(r: SelectionResult): string {
   const a = r.accuracy;
   return (
     `${r.outcome}, ${r.int8Nodes} nodes INT8; batch 1: FP32 ${ms(l.fp32Ms)}, full INT8 ${ms(l.fullInt8Ms)} (×${l.fullInt8Ratio.toFixed(2)}), ` +
-    `auto ${ms(l.autoMs)} (×${l.ratio.toFixed(2)}); agreement ${pct(a.auto.agreement)}, SQNR ${db(a.auto.sqnrDb)} ` +
+    `auto ${ms(l.autoMs)} (×${l.ratio.toFixed(2)}); ${a.metric ? `${a.metric} ${a.auto.value?.toFixed(4)} (budget ${a.budget.value}), ` : ''}agreement ${pct(a.auto.agreement)}, SQNR ${db(a.auto.sqnrDb)} ` +
     `(budget ${pct(a.budget.agreement)}, ${a.budget.sqnrDb} dB${r.met.accuracy && r.met.latency ? ', met' : ', NOT met'}); ` +
     `${r.hardware.cpu}, ORT ${r.hardware.ortVersion}, ${r.hardware.threads} thread${r.hardware.threads > 1 ? 's' : ''}`
   );

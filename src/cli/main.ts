@@ -5,6 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
+import { WEIGHT_RANGES } from '../quant/index.js';
 import { serveCommand } from './serve.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -26,7 +27,8 @@ export async function run(argv: string[]): Promise<number> {
     .option('--samples <n>', 'use at most N samples', positiveInt)
     .option('--exclude <names...>', 'node names or op types to keep in FP32')
     .option('--symmetric-activations', 'int8 symmetric activations instead of uint8 asymmetric')
-    .option('--reduce-range', '7-bit quantization (CPUs without VNNI)')
+    .option('--reduce-range', '7-bit activations and weights')
+    .addOption(new Option('--weight-range <range>', "int8 weights in [-127,127] (full) or [-63,63] (reduced); auto: reduced on x86 without VNNI, whose kernels saturate").choices([...WEIGHT_RANGES]).default('auto'))
     .option('--percentile <p>', 'percentile for --method percentile (default 99.999)', parseFloat)
     .option('--bins <n>', 'histogram bins (default 2048)', positiveInt)
     .option('--input-range <min,max>', 'input contract for --method datafree (default 0,1)')
@@ -37,6 +39,8 @@ export async function run(argv: string[]): Promise<number> {
     .option('--report', 'with --auto: print the per-layer table and the timings')
     .option('--budget-agreement <x>', 'with --auto: least top-1 agreement with FP32, 0..1 (default 0.99)', parseFloat)
     .option('--budget-sqnr <db>', 'with --auto: least output SQNR against FP32 in dB (default 30)', parseFloat)
+    .option('--metric <metric>', 'with --auto: task metric, top1 | top1-steps | sqnr | mask-iou:T (default: inferred from the output)')
+    .option('--budget <x>', 'with --auto: least value of --metric (default per metric: top1 0.99, mask-iou 0.98, sqnr 30)', parseFloat)
     .action(async (o) => {
       await calibrateCommand(o);
     });
@@ -50,6 +54,8 @@ export async function run(argv: string[]): Promise<number> {
     .option('--labels <file>', 'integer class labels (.npy), one per sample')
     .option('--samples <n>', 'use at most N samples', positiveInt)
     .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)
+    .option('--metric <metric>', 'task metric: top1 | top1-steps | sqnr | mask-iou:T (default: inferred from the output)')
+    .option('--per-layer', 'per quantized node: output SQNR with only it INT8, and its accumulated SQNR in the full INT8 model')
     .option('--json', 'print JSON')
     .action(async (o) => {
       await evalCommand(o);

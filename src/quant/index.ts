@@ -1,6 +1,6 @@
 // Quantization math, the QDQ rewrite and the calibration metadata stored in INT8 models.
 export {
-  activationParams, weightScales, quantizeWeights, quantizeBias, fakeQuantize, qBounds,
+  activationParams, weightScales, quantizeWeights, quantizeBias, fitBiasToInt32, fakeQuantize, qBounds,
   type Range, type QuantParams, type QuantType, type ActivationQuantOptions,
 } from './params.js';
 export {
@@ -11,3 +11,4 @@ export {
   writeProfile, readProfile, sha256, METADATA_KEY, PROFILE_FORMAT,
   type CalibrationProfile, type TensorCalibration,
 } from './metadata.js';
+export { resolveWeightRange, weightRangeFor, cpuFlags, WEIGHT_RANGES, type WeightRange, type WeightRangeChoice } from './weight-range.js';

@@ -110,6 +110,26 @@ export function quantizeBias(bias: ArrayLike<number>, inputScale: number, weight
   return { values, scales };
 }
 
+/** Largest |int32 bias| allowed: a margin under 2^31 for the kernels' own additions. */
+const BIAS_LIMIT = 2 ** 30;
+
+/**
+ * Widens per-channel weight scales (in place, float32-exact) where bias / (x_scale ×
+ * w_scale) would not fit int32. Returns how many channels were widened.
+ */
+export function fitBiasToInt32(bias: ArrayLike<number>, inputScale: number, weightScales: Float64Array): number {
+  let widened = 0;
+  if (weightScales.length !== bias.length) return 0; // per-tensor weights: one shared scale
+  for (let c = 0; c < bias.length; c++) {
+    const need = Math.abs(bias[c]) / (inputScale * BIAS_LIMIT);
+    if (weightScales[c] < need) {
+      weightScales[c] = Math.fround(need * 1.0001);
+      widened++;
+    }
+  }
+  return widened;
+}
+
 /** Quantize then dequantize one value: what the INT8 model sees in place of x. */
 export function fakeQuantize(x: number, p: QuantParams, reduceRange = false): number {
   const [qmin, qmax] = qBounds(p.type, reduceRange);

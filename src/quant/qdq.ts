@@ -23,17 +23,23 @@ import {
   tensorToNumbers, topologicalOrder, type AttrValue, type ModelProto, type NodeProto,
 } from '../onnx/index.js';
 import {
-  activationParams, qBounds, quantizeBias, quantizeWeights, weightScales,
+  activationParams, fitBiasToInt32, qBounds, quantizeBias, quantizeWeights, weightScales,
   type QuantParams, type Range,
 } from './params.js';
+import { resolveWeightRange, type WeightRangeChoice } from './weight-range.js';
 
 export interface QuantizeOptions {
   /** One weight scale per output channel (default) or one per tensor. */
   perChannel?: boolean;
   /** int8 symmetric activations instead of uint8 asymmetric. */
   symmetricActivations?: boolean;
-  /** 7-bit quantization, for CPUs whose u8×s8 instructions can overflow. */
+  /** 7-bit activations and weights (both). */
   reduceRange?: boolean;
+  /**
+   * Weights in [-63, 63] ('reduced') or [-127, 127] ('full'); 'auto' (default) picks what
+   * this CPU's integer kernels can accumulate without saturating (see weight-range.ts).
+   */
+  weightRange?: WeightRangeChoice;
   /** Node names or op types to leave in FP32. */
   exclude?: string[];
   /**
@@ -240,6 +246,7 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
   const domain = plan.qdqDomain;
   const actOpts = { symmetric: options.symmetricActivations ?? false, reduceRange: options.reduceRange ?? false };
   const actType = actOpts.symmetric ? DataType.INT8 : DataType.UINT8;
+  const reducedWeights = (options.reduceRange ?? false) || resolveWeightRange(options.weightRange) === 'reduced';
 
   const params = new Map<string, QuantizedTensorInfo>();
   const paramsFor = (t: string): QuantizedTensorInfo => {
@@ -338,9 +345,23 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
     const wInit = index.initializers.get(wName)!;
     const dims = dimsOf(wInit);
     const values = tensorToNumbers(wInit);
-    const scales = weightScales(values, dims, w.axis, options.reduceRange).map(Math.fround);
-    const q = quantizeWeights(values, dims, w.axis, scales);
+    const scales = weightScales(values, dims, w.axis, reducedWeights).map(Math.fround);
     const base = `${wName}__${node.name || w.node}`;
+    if (w.bias !== null) {
+      const bName = node.input[w.bias];
+      const bias = tensorToNumbers(index.initializers.get(bName)!);
+      const x = paramsFor(node.input[0].endsWith('__dq') ? node.input[0].slice(0, -4) : node.input[0]);
+      // A channel whose weights are nearly zero (dead after BN folding) would need a bias
+      // beyond int32: its weight scale widens until the bias fits (its weights round to 0).
+      fitBiasToInt32(bias, x.scale, scales);
+      const { values: qb, scales: bScales } = quantizeBias(bias, x.scale, scales);
+      newInits.push(makeTensor(`${base}__bq`, DataType.INT32, [qb.length], qb));
+      newInits.push(makeTensor(`${base}__bscale`, DataType.FLOAT, [qb.length], bScales.map(Math.fround)));
+      newInits.push(makeTensor(`${base}__bzp`, DataType.INT32, [qb.length], new Array(qb.length).fill(0)));
+      weightNodes.push(makeNode('DequantizeLinear', [`${base}__bq`, `${base}__bscale`, `${base}__bzp`], [`${base}__bdq`], `${base}__DequantizeBias`, { axis: 0 }, domain));
+      node.input[w.bias] = `${base}__bdq`;
+    }
+    const q = quantizeWeights(values, dims, w.axis, scales);
     const scaleDims = w.axis === null ? [] : [scales.length];
     newInits.push(makeTensor(`${base}__wq`, DataType.INT8, dims, q));
     newInits.push(makeTensor(`${base}__wscale`, DataType.FLOAT, scaleDims, scales));
@@ -348,20 +369,6 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
     const axisAttr: Record<string, AttrValue> = w.axis === null ? {} : { axis: w.axis };
     weightNodes.push(makeNode('DequantizeLinear', [`${base}__wq`, `${base}__wscale`, `${base}__wzp`], [`${base}__wdq`], `${base}__DequantizeWeight`, axisAttr, domain));
     node.input[w.input] = `${base}__wdq`;
-
-    if (w.bias !== null) {
-      const bName = node.input[w.bias];
-      const bInit = index.initializers.get(bName)!;
-      const xName = node.input[0].endsWith('__dq') ? node.input[0].slice(0, -4) : node.input[0];
-      const x = paramsFor(xName);
-      const { values: qb, scales: bScales } = quantizeBias(tensorToNumbers(bInit), x.scale, scales);
-      const bScaleF = bScales.map(Math.fround);
-      newInits.push(makeTensor(`${base}__bq`, DataType.INT32, [qb.length], qb));
-      newInits.push(makeTensor(`${base}__bscale`, DataType.FLOAT, [qb.length], bScaleF));
-      newInits.push(makeTensor(`${base}__bzp`, DataType.INT32, [qb.length], new Array(qb.length).fill(0)));
-      weightNodes.push(makeNode('DequantizeLinear', [`${base}__bq`, `${base}__bscale`, `${base}__bzp`], [`${base}__bdq`], `${base}__DequantizeBias`, { axis: 0 }, domain));
-      node.input[w.bias] = `${base}__bdq`;
-    }
   }
 
   // Constant operands of chained ops (e.g. the 3 in hardswish's x + 3): quantized with

@@ -27,6 +27,8 @@ function bruteMagnitudes(h: Histogram): number[] {
   return mag;
 }
 
+// NVIDIA's reference: Q from the slice's own nonzero bins; no smoothing, so a q of 0 under
+// a p > 0 makes the divergence infinite.
 function klObjective(mag: number[], i: number, levels: number): number {
   const P = mag.slice(0, i);
   for (let k = i; k < mag.length; k++) P[i - 1] += mag[k];
@@ -39,35 +41,33 @@ function klObjective(mag: number[], i: number, levels: number): number {
     let nonzero = 0;
     for (let k = start; k < end; k++) {
       groupTotal += mag[k];
-      if (P[k] > 0) nonzero++;
+      if (mag[k] > 0) nonzero++;
     }
-    for (let k = start; k < end; k++) if (P[k] > 0) Q[k] = groupTotal / nonzero;
+    for (let k = start; k < end; k++) if (mag[k] > 0) Q[k] = groupTotal / nonzero;
   }
-  let sumP = 0;
-  let sumQ = 0;
-  for (let k = 0; k < i; k++) {
-    sumP += P[k];
-    sumQ += Q[k];
-  }
+  const sumP = P.reduce((a, b) => a + b, 0);
+  const sumQ = Q.reduce((a, b) => a + b, 0);
   let kl = 0;
   for (let k = 0; k < i; k++) {
     if (P[k] === 0) continue;
-    const p = P[k] / sumP;
-    const q = sumQ > 0 ? Q[k] / sumQ : 0;
-    kl += p * Math.log(p / Math.max(q, 1e-4)); // the documented floor on q
+    if (Q[k] === 0) return Infinity;
+    kl += (P[k] / sumP) * Math.log(P[k] / sumP / (Q[k] / sumQ));
   }
   return kl;
 }
 
-function bruteEntropy(h: Histogram, levels: number): { range: Range; cut: number } {
+function bruteEntropy(h: Histogram, quantLevels: number): { range: Range; cut: number } {
   const mag = bruteMagnitudes(h);
-  mag[0] -= h.zeros; // exact zeros take no part in the search (documented in estimators.ts)
+  if (mag.length > 1) mag[0] = mag[1]; // the zero spike suppressed, as TensorRT does
+  const levels = quantLevels;
   if (mag.length < levels) return { range: { min: h.min, max: h.max }, cut: -1 };
   let best = -1;
   let bestKl = Infinity;
-  for (let i = levels; i <= mag.length; i++) {
+  const first = mag.findIndex((v) => v > 0); // cuts span at least `levels` slots of data
+  for (let i = Math.min(mag.length, first + levels); i <= mag.length; i++) {
     const kl = klObjective(mag, i, levels);
-    if (kl < bestKl) {
+    if (kl <= bestKl) {
+      // ties: the larger threshold
       bestKl = kl;
       best = i;
     }
@@ -167,11 +167,17 @@ describe('estimator behaviour', () => {
     mse: mseRange(h),
   });
 
-  it('heavy-tailed data: entropy and percentile clip the outliers', () => {
+  it('heavy-tailed data: percentile clips the outliers; entropy keeps the bulk', () => {
     const h = build(DISTRIBUTIONS.heavyTailed(61));
     const maxAbs = Math.max(-h.min, h.max);
     expect(maxAbs).toBeGreaterThan(50);
-    for (const r of [entropyRange(h), percentileRange(h, 99.9)]) {
+    // TensorRT's objective is unsmoothed: a cut whose last slot is empty under clipped
+    // outliers has infinite divergence, so sparse far outliers are clipped only at a slot
+    // that holds data. It must still keep the Gaussian bulk.
+    const e = entropyRange(h);
+    expect(e.max).toBeGreaterThan(2.5);
+    expect(e.min).toBeLessThan(-2.5);
+    for (const r of [percentileRange(h, 99.9)]) {
       expect(r.max).toBeLessThan(0.2 * maxAbs);
       expect(r.min).toBeGreaterThan(-0.2 * maxAbs);
       expect(r.max).toBeGreaterThan(2.5); // but keep the Gaussian bulk
@@ -243,16 +249,24 @@ describe('estimator behaviour', () => {
     for (const r of Object.values(all(faded))) expect(Number.isNaN(r.min) || Number.isNaN(r.max)).toBe(false);
   });
 
-  it('a single huge outlier: entropy and percentile clip it, at the resolution it leaves', () => {
+  it('a single huge outlier: percentile clips it; entropy has no finite cut below it', () => {
     const data = new Float32Array(gaussian(100_000, 68));
     data[123] = 1e6;
     const h = build(data);
     // One value sets the bin width for everything (512 here): the Gaussian bulk now sits in
     // two bins, so no estimator can do better than one bin of resolution.
     expect(h.width).toBe(512);
-    expect(entropyRange(h).max).toBeLessThan(0.1 * h.max);
+    // Every slot between the bulk and the outlier is empty: every cut there is infinite.
+    expect(entropyRange(h).max).toBe(h.max);
     const sorted = Float64Array.from(data).sort();
     expectWithinBracket(percentileRange(h, 99.99).max, quantileBracket(sorted, 0.9999), h.width);
+  });
+
+  it('entropy does not clamp a tensor far from 0 to a constant', () => {
+    // |x| in [0.8, 1.8], all negative: the reference's first cut piles everything into one bin.
+    const data = uniform(50_000, 70, -1.8, -0.8);
+    const r = entropyRange(build(data));
+    expect(r.min).toBeLessThan(-1.6);
   });
 
   it('data far from 0 (window without 0) is handled', () => {
