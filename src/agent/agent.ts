@@ -15,7 +15,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
 import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
-import { hardwareKey, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
+import { hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { readModel, serializeModel, type ModelProto } from '../onnx/index.js';
@@ -82,6 +82,8 @@ export class CalibrationAgent extends EventEmitter {
   private cronTask: ScheduledTask | null = null;
   private job: Promise<unknown> = Promise.resolve();
   private running = false;
+  /** The validation metric last logged, so the choice is said once. */
+  private metricLogged: string | null = null;
   private closed = false;
   private readonly sha: string;
   private fp32Bytes: Uint8Array;
@@ -405,12 +407,18 @@ export class CalibrationAgent extends EventEmitter {
       const { model, profile } = await this.worker.call('build', selection ? { exclude: selection.exclude, selection } : {});
       const current = this.active?.modelPath ? readFileSync(this.active.modelPath) : null;
       const cmp = validation.length
-        ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation })
+        ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation, metric: this.config.validation.metric })
         : { candidate: { agreement: 0, sqnrDb: 0, samples: 0 }, current: null };
+      const metric = parseMetric(cmp.candidate.metric ?? this.config.validation.metric ?? 'top1');
+      if (cmp.candidate.metric && this.metricLogged !== metric.name) {
+        this.metricLogged = metric.name;
+        this.log.info({ metric: metric.name, inferred: this.config.validation.metric === null }, `validation metric: ${metric.name}${this.config.validation.metric === null ? ' (inferred from the output)' : ''}`);
+      }
+      const floor = this.config.validation.floor ?? METRIC_BOUNDS[metric.kind].floor;
       // A data-free calibration is a bootstrap until live data arrives: the first calibration
       // from real samples replaces it when it clears the floor, as when serving FP32.
       const bootstrap = this.active?.method === 'datafree';
-      const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, this.config.recalibration.gateMargin);
+      const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, this.config.recalibration.gateMargin, floor, metric);
       const figures = this.figures(cmp.candidate, cmp.current, Date.now() - started);
       profile.validation = figures;
       if (!decision.accept) {
@@ -441,6 +449,8 @@ export class CalibrationAgent extends EventEmitter {
       validationSamples: c.samples,
       durationMs: ms,
     };
+    if (c.value !== undefined) f.metricValue = round(c.value, 4);
+    if (cur?.value !== undefined) f.activeMetricValue = round(cur.value, 4);
     if (cur) {
       f.activeAgreement = round(cur.agreement * 100);
       f.activeSqnrDb = round(cur.sqnrDb);

@@ -4,7 +4,7 @@
 // Requests are handled strictly one at a time, in arrival order.
 
 import { parentPort } from 'node:worker_threads';
-import { Calibrator, calibrate, compareModels, argmaxRows, arraySource, selectInt8Nodes, type Batch, type CalibrationMethod } from '../calibration/index.js';
+import { Calibrator, calibrate, compareModels, argmaxRows, arraySource, parseMetric, selectInt8Nodes, type Batch, type CalibrationMethod } from '../calibration/index.js';
 import { CalibdError } from '../common/index.js';
 import { parseModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import type { RequestMessage, RequestType, Requests, ResponseMessage, WireSample, WorkerInit } from './worker-protocol.js';
@@ -100,12 +100,13 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     return { model: serializeModel(model), profile };
   },
 
-  async compare({ candidate, current, samples }) {
+  async compare({ candidate, current, samples, metric }) {
     const reference = need(fp32, 'init');
     const source = arraySource(toBatch(samples));
+    const task = metric ? parseMetric(metric) : undefined;
     const figures = async (bytes: Uint8Array) => {
-      const r = await compareModels(reference, parseModel(bytes, 'calibration'), source, { batchSize: 64 });
-      return { agreement: r.agreement, sqnrDb: r.sqnrDb, samples: r.samples };
+      const r = await compareModels(reference, parseModel(bytes, 'calibration'), source, { batchSize: 64, metric: task });
+      return { agreement: r.agreement, sqnrDb: r.sqnrDb, samples: r.samples, value: r.value, metric: r.metric.name };
     };
     return { candidate: await figures(candidate), current: current ? await figures(current) : null };
   },

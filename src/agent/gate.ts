@@ -1,12 +1,19 @@
 // The validation gate: a candidate calibration replaces the active one only when it is at
-// least as good against FP32 on the held-out samples. Pure decision, easy to test.
+// least as good against FP32 on the held-out samples, judged on the model's task metric
+// (top-1 agreement for a classifier, mask IoU for a detector's map, …). Pure decision.
+
+import { formatMetric, parseMetric, type TaskMetric } from '../calibration/index.js';
 
 export interface Figures {
-  /** Top-1 agreement with FP32, in [0, 1]. */
+  /** Top-1 agreement with FP32, in [0, 1] (argmax over the first output's last axis). */
   agreement: number;
   /** Output SQNR against FP32, dB. */
   sqnrDb: number;
   samples: number;
+  /** The task metric's value (worst output). Absent in older callers: the agreement. */
+  value?: number;
+  /** The task metric's name, e.g. 'mask-iou:0.3'. */
+  metric?: string;
 }
 
 export interface GateDecision {
@@ -14,29 +21,34 @@ export interface GateDecision {
   reason: string;
 }
 
-/**
- * `margin`: agreement points (0–100) the candidate may lose. When there is nothing to beat
- * (serving FP32, or the data-free bootstrap), the candidate must clear `floor` alone.
- */
-export function gate(candidate: Figures, current: Figures | null, margin = 0, floor = 0.97): GateDecision {
-  if (candidate.samples === 0) return { accept: false, reason: 'no validation samples' };
-  if (!current) {
-    return candidate.agreement >= floor
-      ? { accept: true, reason: `agreement ${pct(candidate.agreement)} clears the ${pct(floor)} floor (nothing to beat)` }
-      : { accept: false, reason: `agreement ${pct(candidate.agreement)} is under the ${pct(floor)} floor` };
-  }
-  const lost = (current.agreement - candidate.agreement) * 100;
-  if (lost > margin + 1e-9) {
-    return { accept: false, reason: `agreement ${pct(candidate.agreement)} vs ${pct(current.agreement)} active: loses ${lost.toFixed(2)} points (margin ${margin})` };
-  }
-  if (candidate.agreement > current.agreement) {
-    return { accept: true, reason: `agreement ${pct(candidate.agreement)} beats ${pct(current.agreement)}` };
-  }
-  // Agreement ties (within the margin): SQNR decides.
-  if (candidate.sqnrDb >= current.sqnrDb) {
-    return { accept: true, reason: `agreement ${pct(candidate.agreement)} (active ${pct(current.agreement)}), SQNR ${candidate.sqnrDb.toFixed(1)} ≥ ${current.sqnrDb.toFixed(1)} dB` };
-  }
-  return { accept: false, reason: `SQNR ${candidate.sqnrDb.toFixed(1)} < ${current.sqnrDb.toFixed(1)} dB active at equal agreement` };
-}
+const TOP1 = parseMetric('top1');
 
-const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
+/**
+ * `margin`: what the candidate may lose, in points (0–100) of a fraction metric or in dB
+ * for sqnr. When there is nothing to beat (serving FP32, or the data-free bootstrap), the
+ * candidate must clear `floor` alone. Ties on the metric go to the higher output SQNR.
+ */
+export function gate(candidate: Figures, current: Figures | null, margin = 0, floor = 0.97, metric: TaskMetric = TOP1): GateDecision {
+  if (candidate.samples === 0) return { accept: false, reason: 'no validation samples' };
+  const value = (f: Figures) => f.value ?? f.agreement;
+  const show = (v: number) => formatMetric(metric, v);
+  const name = metric.name;
+  const c = value(candidate);
+  if (!current) {
+    return c >= floor
+      ? { accept: true, reason: `${name} ${show(c)} clears the ${show(floor)} floor (nothing to beat)` }
+      : { accept: false, reason: `${name} ${show(c)} is under the ${show(floor)} floor` };
+  }
+  const a = value(current);
+  const perPoint = metric.kind === 'sqnr' ? 1 : 100;
+  const lost = (a - c) * perPoint;
+  if (lost > margin + 1e-9) {
+    return { accept: false, reason: `${name} ${show(c)} vs ${show(a)} active: loses ${lost.toFixed(2)} ${metric.kind === 'sqnr' ? 'dB' : 'points'} (margin ${margin})` };
+  }
+  if (c > a) return { accept: true, reason: `${name} ${show(c)} beats ${show(a)}` };
+  if (metric.kind === 'sqnr') return { accept: true, reason: `${name} ${show(c)} within ${margin} dB of ${show(a)} active` };
+  if (candidate.sqnrDb >= current.sqnrDb) {
+    return { accept: true, reason: `${name} ${show(c)} (active ${show(a)}), SQNR ${candidate.sqnrDb.toFixed(1)} ≥ ${current.sqnrDb.toFixed(1)} dB` };
+  }
+  return { accept: false, reason: `SQNR ${candidate.sqnrDb.toFixed(1)} < ${current.sqnrDb.toFixed(1)} dB active at equal ${name}` };
+}

@@ -32,7 +32,8 @@ export interface Requests {
   select: { req: { samples: WireSample[]; threads: number }; res: SelectionResult };
   datafree: { req: Record<string, never>; res: { model: Uint8Array; profile: CalibrationProfile } };
   compare: {
-    req: { candidate: Uint8Array; current: Uint8Array | null; samples: WireSample[] };
+    /** `metric`: a task metric name, or null to infer it from the output. */
+    req: { candidate: Uint8Array; current: Uint8Array | null; samples: WireSample[]; metric: string | null };
     res: { candidate: Figures; current: Figures | null };
   };
   stats: { req: Record<string, never>; res: { method: CalibrationMethod; samples: number; tensors: number } };

@@ -10,7 +10,43 @@
 // Every metric is "higher is better". Pure math on typed arrays.
 
 import { OptionError } from '../common/index.js';
-import { argmaxRows, SqnrAccumulator } from './evaluate.js';
+
+/** Running SQNR: energy of the reference and of the difference. */
+export class SqnrAccumulator {
+  signal = 0;
+  noise = 0;
+  add(ref: ArrayLike<number>, test: ArrayLike<number>): void {
+    for (let i = 0; i < ref.length; i++) {
+      const d = ref[i] - test[i];
+      this.signal += ref[i] * ref[i];
+      this.noise += d * d;
+    }
+  }
+  get db(): number {
+    if (this.noise === 0) return Infinity;
+    if (this.signal === 0) return -Infinity;
+    return 10 * Math.log10(this.signal / this.noise);
+  }
+}
+
+/** argmax along the last axis, one per row. */
+export function argmaxRows(data: ArrayLike<number>, rowLength: number): Int32Array {
+  const rows = Math.floor(data.length / rowLength);
+  const out = new Int32Array(rows);
+  for (let r = 0; r < rows; r++) {
+    let best = 0;
+    let bestV = -Infinity;
+    for (let c = 0; c < rowLength; c++) {
+      const v = data[r * rowLength + c];
+      if (v > bestV) {
+        bestV = v;
+        best = c;
+      }
+    }
+    out[r] = best;
+  }
+  return out;
+}
 
 export const METRIC_KINDS = ['top1', 'top1-steps', 'sqnr', 'mask-iou'] as const;
 export type MetricKind = (typeof METRIC_KINDS)[number];

@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { cronProblem } from './cron.js';
+import { parseMetric } from '../calibration/metrics.js';
 
 const MiB = 1024 * 1024;
 
@@ -56,6 +57,25 @@ export const recalibrationSchema = z.strictObject({
   driftThreshold: z.number().positive().default(0.2),
   forgetting: z.number().gt(0).max(1).default(0.98),
   auto: z.boolean().default(false),
+});
+
+/** How candidates are judged against FP32: the task metric and the floor with nothing to beat. */
+export const validationSchema = z.strictObject({
+  /** top1 | top1-steps | sqnr | mask-iou:T; null: inferred from the model's output. */
+  metric: z
+    .string()
+    .refine((m) => {
+      try {
+        parseMetric(m);
+        return true;
+      } catch {
+        return false;
+      }
+    }, { message: 'must be top1, top1-steps, sqnr or mask-iou:T with T in (0, 1)' })
+    .nullable()
+    .default(null),
+  /** Least metric value with nothing to beat; null: the metric's default (METRIC_BOUNDS). */
+  floor: z.number().nullable().default(null),
 });
 
 const inputRangeSchema = z
@@ -128,6 +148,7 @@ export const calibdConfigSchema = z
     threads: z.int().min(1).max(256).default(1),
     sampling: samplingSchema.prefault({}),
     recalibration: recalibrationSchema.prefault({}),
+    validation: validationSchema.prefault({}),
     firstBoot: z.enum(['datafree', 'fp32']).default('datafree'),
     inputRange: inputRangeSchema.prefault({}),
     // Off unless configured: a config that never mentions MQTT should not start a broker.

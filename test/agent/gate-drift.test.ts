@@ -2,6 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { DriftMonitor, gate, psi } from '../../src/agent/index.js';
 import { mulberry32 } from '../../src/common/index.js';
+import { parseMetric } from '../../src/calibration/index.js';
 
 const fig = (agreement: number, sqnrDb: number, samples = 100) => ({ agreement, sqnrDb, samples });
 
@@ -18,6 +19,20 @@ describe('gate', () => {
   it('refuses a loss of agreement beyond the margin, allows one within it', () => {
     expect(gate(fig(0.97, 50), fig(0.98, 30)).accept).toBe(false);
     expect(gate(fig(0.97, 50), fig(0.98, 30), 1).accept).toBe(true);
+  });
+  it('judges a detector on its mask IoU, not on argmax agreement', () => {
+    const iou = parseMetric('mask-iou:0.3');
+    const det = (value: number, sqnrDb: number) => ({ agreement: 0.1, sqnrDb, samples: 50, value, metric: iou.name });
+    expect(gate(det(0.96, 15), null, 0, 0.95, iou)).toEqual({ accept: true, reason: 'mask-iou:0.3 0.9600 clears the 0.9500 floor (nothing to beat)' });
+    expect(gate(det(0.94, 15), null, 0, 0.95, iou).accept).toBe(false);
+    expect(gate(det(0.955, 15), det(0.96, 14), 0, 0.95, iou).accept).toBe(false); // loses 0.5 points
+    expect(gate(det(0.955, 15), det(0.96, 14), 1, 0.95, iou).accept).toBe(true);
+  });
+  it('sqnr: the margin is in dB', () => {
+    const sq = parseMetric('sqnr');
+    const f = (v: number) => ({ agreement: 0, sqnrDb: v, samples: 10, value: v });
+    expect(gate(f(29.5), f(30), 1, 20, sq).accept).toBe(true);
+    expect(gate(f(28.5), f(30), 1, 20, sq).accept).toBe(false);
   });
   it('never accepts without validation samples', () => {
     expect(gate(fig(1, 99, 0), null)).toEqual({ accept: false, reason: 'no validation samples' });
