@@ -83,7 +83,7 @@ export class Calibrator {
 
   static async create(fp32: ModelProto, given: CalibrateOptions): Promise<Calibrator> {
     // Resolved once, so every candidate of this calibrator uses the same weight range.
-    const options: CalibrateOptions = { ...given, weightRange: given.reduceRange ? 'reduced' : resolveWeightRange(given.weightRange) };
+    const options: CalibrateOptions = { ...given, weightRange: resolveWeightRange(given.weightRange, given.reduceRange) };
     if (!CALIBRATION_METHODS.includes(options.method)) {
       throw new OptionError(`unknown calibration method '${options.method}'`, {
         value: options.method,

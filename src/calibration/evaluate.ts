@@ -6,9 +6,7 @@ import { DataError } from '../common/index.js';
 import { GraphIndex, cloneModel, DataType, valueInfo, type ModelProto } from '../onnx/index.js';
 import { createSession, type ort } from '../runtime/index.js';
 import { toFeeds, type SampleSource } from './samples.js';
-import { argmaxRows, inferMetric, MetricAccumulator, SqnrAccumulator, type TaskMetric } from './metrics.js';
-
-export { argmaxRows, SqnrAccumulator };
+import { argmaxRows, inferMetric, MetricAccumulator, parseMetric, SqnrAccumulator, type TaskMetric } from './metrics.js';
 
 export interface ComparisonOptions {
   /** Output to compare (default: the first). */
@@ -77,7 +75,6 @@ export async function compareModels(
   const fpSession = await createSession(tapPairs.length ? withOutputs(fp32, tapPairs.map(([f]) => f)) : fp32, { threads }, 'FP32 model');
   const qSession = await createSession(tapPairs.length ? withOutputs(int8, tapPairs.map(([, q]) => q)) : int8, { threads }, 'INT8 model');
   try {
-    const out = new SqnrAccumulator();
     const outputNames = fp32.graph!.output.map((o) => o.name).filter((n) => int8.graph!.output.some((o) => o.name === n));
     let metric = opts.metric;
     let perOutput: Map<string, MetricAccumulator> | null = null;
@@ -100,7 +97,6 @@ export async function compareModels(
       for (const [n, acc] of perOutput) acc.add(a[n].data as Float32Array, b[n].data as Float32Array, a[n].dims.map(Number));
       const fa = ra.data as Float32Array;
       const fb = rb.data as Float32Array;
-      out.add(fa, fb);
       const width = ra.dims[ra.dims.length - 1] ?? 1;
       const pa = argmaxRows(fa, width);
       const pb = argmaxRows(fb, width);
@@ -124,10 +120,12 @@ export async function compareModels(
       }
       samples += n;
     }
-    metric ??= { kind: 'sqnr', name: 'sqnr' };
+    metric ??= parseMetric('sqnr');
     const outputs = [...(perOutput ?? [])].map(([name, acc]) => ({ name, value: acc.value, sqnrDb: acc.sqnrDb }));
     const value = outputs.length ? Math.min(...outputs.map((o) => o.value)) : 0;
-    const result: Comparison = { samples, agreement: rows ? agree / rows : 0, sqnrDb: out.db, metric, value, outputs };
+    // The compared output is one of the model's outputs, so its SQNR is already accumulated.
+    const sqnrDb = perOutput?.get(output)?.sqnrDb ?? new SqnrAccumulator().db;
+    const result: Comparison = { samples, agreement: rows ? agree / rows : 0, sqnrDb, metric, value, outputs };
     if (opts.labels) {
       if (opts.labels.length < samples) {
         throw new DataError(`${opts.labels.length} labels for ${samples} samples`, {

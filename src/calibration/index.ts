@@ -14,13 +14,13 @@ export {
 } from './calibrate.js';
 export { batchNormRanges, probeSource, inputSampleShapes, type DataFreeOptions } from './datafree.js';
 export { arraySource, sliceSource, toFeeds, dropNonFinite, type Batch, type FloatBatch, type SampleSource } from './samples.js';
-export { compareModels, argmaxRows, SqnrAccumulator, type Comparison, type ComparisonOptions, type OutputComparison } from './evaluate.js';
+export { compareModels, type Comparison, type ComparisonOptions, type OutputComparison } from './evaluate.js';
 export {
   selectInt8Nodes, buildVariant, hardwareKey,
   type SelectionOptions, type SelectionResult, type SelectionInput, type AccuracyBudget, type NodeReport, type SelectionStep,
 } from './selection.js';
 export { analyseLayers, type LayerReport, type LayerAnalysisOptions } from './layers.js';
 export {
-  parseMetric, inferMetric, formatMetric, MetricAccumulator, METRIC_KINDS, METRIC_BOUNDS,
+  parseMetric, inferMetric, formatMetric, MetricAccumulator, SqnrAccumulator, argmaxRows, METRIC_KINDS, METRIC_BOUNDS,
   type TaskMetric, type MetricKind, type MetricBounds,
 } from './metrics.js';

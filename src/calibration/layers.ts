@@ -4,8 +4,8 @@
 // is good but whose accumulated one is bad inherits its error; one that is bad alone is a
 // source. `calibd eval --per-layer` prints it.
 
-import { GraphIndex, type ModelProto, type NodeProto } from '../onnx/index.js';
-import { dequantizedName, planQuantization, type QuantizationPlan } from '../quant/index.js';
+import type { ModelProto } from '../onnx/index.js';
+import { COMPUTE_OPS, dequantizedName, planQuantization } from '../quant/index.js';
 import { compareModels } from './evaluate.js';
 import type { SampleSource } from './samples.js';
 import { buildVariant, type SelectionInput } from './selection.js';
@@ -29,28 +29,13 @@ export interface LayerAnalysisOptions {
   onProgress?: (done: number, total: number) => void;
 }
 
-const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul']);
-
-/** The tensor that carries a planned compute node's result: its output or a fused activation's. */
-function carriedTensor(node: NodeProto, plan: QuantizationPlan, index: GraphIndex): string | null {
-  let t = node.output[0];
-  for (let hops = 0; hops < 3; hops++) {
-    if (plan.tensors.includes(t)) return t;
-    const users = index.consumersOf(t);
-    if (users.length !== 1) return null;
-    t = users[0].output[0];
-  }
-  return null;
-}
-
 /** Per-layer report, worst isolated output SQNR first. */
 export async function analyseLayers(input: SelectionInput, source: SampleSource, opts: LayerAnalysisOptions = {}): Promise<LayerReport[]> {
   const prepared: ModelProto = input.prepared;
-  const index = new GraphIndex(prepared.graph!);
   const fullPlan = planQuantization(prepared, input.options);
   const byName = new Map(prepared.graph!.node.map((n) => [n.name, n]));
-  const compute = fullPlan.nodes.filter((n) => COMPUTE.has(byName.get(n)?.opType ?? ''));
-  const carried = new Map(compute.map((n) => [n, carriedTensor(byName.get(n)!, fullPlan, index)]));
+  const compute = fullPlan.nodes.filter((n) => COMPUTE_OPS.has(byName.get(n)?.opType ?? ''));
+  const carried = new Map(compute.map((n) => [n, fullPlan.outputOf.get(n) ?? null]));
   const common = { threads: opts.threads, batchSize: opts.batchSize ?? 8 };
 
   const full = buildVariant(input, fullPlan, []);
@@ -66,8 +51,7 @@ export async function analyseLayers(input: SelectionInput, source: SampleSource,
   let done = 0;
   for (const name of compute) {
     const tensor = carried.get(name);
-    const others = compute.filter((n) => n !== name).concat(fullPlan.nodes.filter((n) => !COMPUTE.has(byName.get(n)?.opType ?? '')));
-    const alone = buildVariant(input, fullPlan, others);
+    const alone = buildVariant(input, fullPlan, fullPlan.nodes.filter((n) => n !== name));
     const pairs = tensor && alone.plan.tensors.includes(tensor) ? new Map([[tensor, dequantizedName(tensor)]]) : new Map<string, string>();
     const r = await compareModels(prepared, alone.model, source, { ...common, perTensor: pairs.size > 0, int8Tensors: pairs });
     reports.push({

@@ -10,11 +10,13 @@
 
 import { cpus } from 'node:os';
 import { GraphIndex, type ModelProto, type NodeProto } from '../onnx/index.js';
-import { dequantizedName, planQuantization, quantizeModel, type QuantizationPlan, type QuantizeOptions, type Range } from '../quant/index.js';
+import { COMPUTE_OPS, dequantizedName, planQuantization, quantizeModel, type QuantizationPlan, type QuantizeOptions, type Range } from '../quant/index.js';
 import { attributeKernelTimes, createSession, interleaved, ort, profileModel } from '../runtime/index.js';
-import { argmaxRows, compareModels, SqnrAccumulator } from './evaluate.js';
+import { compareModels } from './evaluate.js';
 import { toFeeds, type Batch, type SampleSource } from './samples.js';
 import { formatMetric, inferMetric, MetricAccumulator, METRIC_BOUNDS, parseMetric, type TaskMetric } from './metrics.js';
+
+const TOP1 = parseMetric('top1');
 
 export interface AccuracyBudget {
   /** Top-1 agreement with FP32, 0..1 (default 0.99). */
@@ -103,7 +105,6 @@ export interface SelectionInput {
   options: QuantizeOptions;
 }
 
-const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul']);
 const CHAINED = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool']);
 const FUSABLE = new Set(['Relu', 'Clip', 'HardSigmoid', 'Sigmoid', 'LeakyRelu', 'Tanh']);
 
@@ -130,7 +131,6 @@ class Validator {
     private readonly batches: Batch[],
     private readonly reference: Float32Array[],
     private readonly output: string,
-    private readonly width: number,
     private readonly threads: number,
     private readonly dims: number[],
     readonly metric: TaskMetric,
@@ -141,14 +141,12 @@ class Validator {
     const session = await createSession(fp32, { threads }, 'FP32 model');
     const batches: Batch[] = [];
     const reference: Float32Array[] = [];
-    let width = 1;
     let dims: number[] = [];
     let metric = given;
     try {
       for await (const b of source.batches(32)) {
         batches.push(b);
         const out = (await session.run(toFeeds(b)))[output];
-        width = Number(out.dims[out.dims.length - 1] ?? 1);
         dims = out.dims.map(Number);
         metric ??= inferMetric(dims, out.data as Float32Array);
         reference.push(Float32Array.from(out.data as Float32Array));
@@ -156,7 +154,7 @@ class Validator {
     } finally {
       await session.release();
     }
-    return new Validator(batches, reference, output, width, threads, dims, metric ?? parseMetric('sqnr'));
+    return new Validator(batches, reference, output, threads, dims, metric ?? parseMetric('sqnr'));
   }
 
   get samples(): number {
@@ -176,23 +174,17 @@ class Validator {
   async check(model: ModelProto, maxSamples = Infinity): Promise<Figures> {
     const session = await createSession(model, { threads: this.threads }, 'INT8 model');
     try {
-      const acc = new SqnrAccumulator();
-      const task = new MetricAccumulator(this.metric);
-      let agree = 0;
-      let rows = 0;
+      // Agreement and SQNR always; the task metric too when it is not top1 itself.
+      const top1 = new MetricAccumulator(TOP1);
+      const task = this.metric.kind === 'top1' ? top1 : new MetricAccumulator(this.metric);
       let seen = 0;
       for (let i = 0; i < this.batches.length && seen < maxSamples; i++) {
         const out = (await session.run(toFeeds(this.batches[i])))[this.output].data as Float32Array;
-        const ref = this.reference[i];
-        acc.add(ref, out);
-        task.add(ref, out, this.dims);
-        const a = argmaxRows(ref, this.width);
-        const b = argmaxRows(out, this.width);
-        for (let r = 0; r < a.length; r++) if (a[r] === b[r]) agree++;
-        rows += a.length;
+        top1.add(this.reference[i], out, this.dims);
+        if (task !== top1) task.add(this.reference[i], out, this.dims);
         seen += this.batches[i][Object.keys(this.batches[i])[0]].dims[0];
       }
-      return { agreement: rows ? agree / rows : 0, sqnrDb: acc.db, value: task.value };
+      return { agreement: top1.value, sqnrDb: top1.sqnrDb, value: task.value };
     } finally {
       await session.release();
     }
@@ -225,7 +217,7 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
   const fullPlan = planQuantization(prepared, input.options);
   const full = buildVariant(input, fullPlan, []);
   // Decisions are per compute node and per chained op; shape ops follow their input.
-  const candidates = fullPlan.nodes.filter((n) => byName.has(n) && (COMPUTE.has(byName.get(n)!.opType) || CHAINED.has(byName.get(n)!.opType)));
+  const candidates = fullPlan.nodes.filter((n) => byName.has(n) && (COMPUTE_OPS.has(byName.get(n)!.opType) || CHAINED.has(byName.get(n)!.opType)));
   const feeds = validator.firstSample();
   const fp32Session = await createSession(prepared, { threads }, 'FP32 model');
   const steps: SelectionStep[] = [];
@@ -272,7 +264,7 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
     const sensSamples = opts.sensitivitySamples ?? 32;
     const sensBase = await validator.check(full.model, sensSamples);
     for (const n of candidates) {
-      if (!COMPUTE.has(byName.get(n)!.opType)) continue;
+      if (!COMPUTE_OPS.has(byName.get(n)!.opType)) continue;
       sensitivity.set(n, (await validator.check(buildVariant(input, fullPlan, [n]).model, sensSamples)).sqnrDb);
     }
     const sensGain = (n: string) => (sensitivity.get(n) ?? sensBase.sqnrDb) - sensBase.sqnrDb;
@@ -315,12 +307,12 @@ export async function selectInt8Nodes(input: SelectionInput, validation: SampleS
         const p = index.producer.get(t);
         if (!p || depth > 4) return;
         if (candidates.includes(p.name)) near.add(p.name);
-        else if (!COMPUTE.has(p.opType)) p.input.forEach((i) => up(i, depth + 1));
+        else if (!COMPUTE_OPS.has(p.opType)) p.input.forEach((i) => up(i, depth + 1));
       };
       const down = (t: string, depth = 0) => {
         for (const c of index.consumersOf(t)) {
           if (candidates.includes(c.name)) near.add(c.name);
-          else if (!COMPUTE.has(c.opType) && depth < 4) c.output.forEach((o) => down(o, depth + 1));
+          else if (!COMPUTE_OPS.has(c.opType) && depth < 4) c.output.forEach((o) => down(o, depth + 1));
         }
       };
       node.input.forEach((t) => up(t));

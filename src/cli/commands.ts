@@ -3,10 +3,12 @@
 import { existsSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { OptionError, DataError } from '../common/index.js';
-import { Calibrator, calibrate, compareModels, selectInt8Nodes, sliceSource, type CalibrateOptions, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
+import {
+  Calibrator, analyseLayers, calibrate, compareModels, parseMetric, selectInt8Nodes, sliceSource,
+  type CalibrateOptions, type CalibrationMethod, type LayerReport, type SelectionResult,
+} from '../calibration/index.js';
 import { readModel, writeModel } from '../onnx/index.js';
 import { readProfile, dequantizedName, type CalibrationProfile, type WeightRangeChoice } from '../quant/index.js';
-import { analyseLayers, parseMetric, type LayerReport } from '../calibration/index.js';
 import { optimizeBasic } from '../runtime/index.js';
 import { npySource, readLabels } from './data.js';
 import { formatInspect, formatEval, formatLayers, formatSelection } from './format.js';

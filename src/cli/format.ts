@@ -1,6 +1,6 @@
 // Plain-text tables for the terminal.
 
-import { formatMetric, type Comparison, type LayerReport, type SelectionResult } from '../calibration/index.js';
+import { formatMetric, parseMetric, type Comparison, type LayerReport, type SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 
 export function table(header: string[], rows: (string | number)[][]): string {
@@ -68,7 +68,7 @@ function selectionLine(r: SelectionResult): string {
   const a = r.accuracy;
   return (
     `${r.outcome}, ${r.int8Nodes} nodes INT8; batch 1: FP32 ${ms(l.fp32Ms)}, full INT8 ${ms(l.fullInt8Ms)} (×${l.fullInt8Ratio.toFixed(2)}), ` +
-    `auto ${ms(l.autoMs)} (×${l.ratio.toFixed(2)}); ${a.metric ? `${a.metric} ${a.auto.value?.toFixed(4)} (budget ${a.budget.value}), ` : ''}agreement ${pct(a.auto.agreement)}, SQNR ${db(a.auto.sqnrDb)} ` +
+    `auto ${ms(l.autoMs)} (×${l.ratio.toFixed(2)}); ${a.metric ? `${a.metric} ${formatMetric(parseMetric(a.metric), a.auto.value)} (budget ${formatMetric(parseMetric(a.metric), a.budget.value!)}), ` : ''}agreement ${pct(a.auto.agreement)}, SQNR ${db(a.auto.sqnrDb)} ` +
     `(budget ${pct(a.budget.agreement)}, ${a.budget.sqnrDb} dB${r.met.accuracy && r.met.latency ? ', met' : ', NOT met'}); ` +
     `${r.hardware.cpu}, ORT ${r.hardware.ortVersion}, ${r.hardware.threads} thread${r.hardware.threads > 1 ? 's' : ''}`
   );

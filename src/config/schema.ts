@@ -64,14 +64,13 @@ export const validationSchema = z.strictObject({
   /** top1 | top1-steps | sqnr | mask-iou:T; null: inferred from the model's output. */
   metric: z
     .string()
-    .refine((m) => {
+    .superRefine((m, ctx) => {
       try {
         parseMetric(m);
-        return true;
-      } catch {
-        return false;
+      } catch (err) {
+        ctx.addIssue({ code: 'custom', message: `must be top1, top1-steps, sqnr or mask-iou:T (${(err as Error).message})` });
       }
-    }, { message: 'must be top1, top1-steps, sqnr or mask-iou:T with T in (0, 1)' })
+    })
     .nullable()
     .default(null),
   /** Least metric value with nothing to beat; null: the metric's default (METRIC_BOUNDS). */

@@ -4,7 +4,7 @@ export {
   type Range, type QuantParams, type QuantType, type ActivationQuantOptions,
 } from './params.js';
 export {
-  planQuantization, tensorsToCalibrate, quantizeModel, dequantizedName,
+  planQuantization, tensorsToCalibrate, quantizeModel, dequantizedName, COMPUTE_OPS,
   type QuantizeOptions, type QuantizationPlan, type QuantizeResult, type QuantizedTensorInfo,
 } from './qdq.js';
 export {

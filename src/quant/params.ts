@@ -114,16 +114,17 @@ export function quantizeBias(bias: ArrayLike<number>, inputScale: number, weight
 const BIAS_LIMIT = 2 ** 30;
 
 /**
- * Widens per-channel weight scales (in place, float32-exact) where bias / (x_scale ×
- * w_scale) would not fit int32. Returns how many channels were widened.
+ * Widens weight scales (in place, float32-exact) where bias / (x_scale × w_scale) would not
+ * fit int32; a per-tensor scale (length 1) serves every channel, as in quantizeBias.
+ * Returns how many scales were widened.
  */
 export function fitBiasToInt32(bias: ArrayLike<number>, inputScale: number, weightScales: Float64Array): number {
   let widened = 0;
-  if (weightScales.length !== bias.length) return 0; // per-tensor weights: one shared scale
   for (let c = 0; c < bias.length; c++) {
+    const k = weightScales.length === 1 ? 0 : c;
     const need = Math.abs(bias[c]) / (inputScale * BIAS_LIMIT);
-    if (weightScales[c] < need) {
-      weightScales[c] = Math.fround(need * 1.0001);
+    if (weightScales[k] < need) {
+      weightScales[k] = Math.fround(need * 1.0001);
       widened++;
     }
   }

@@ -51,7 +51,7 @@ export interface QuantizeOptions {
 }
 
 /** Ops computed by integer kernels: the reason to quantize at all. */
-const COMPUTE_OPS = new Set(['Conv', 'Gemm', 'MatMul']);
+export const COMPUTE_OPS: ReadonlySet<string> = new Set(['Conv', 'Gemm', 'MatMul']);
 /** Ops quantized when they sit between quantized tensors, each with its own output range. */
 const CHAINED_OPS = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool']);
 /** Ops that only move or select values: the output reuses the input's parameters. */
@@ -84,6 +84,8 @@ export interface QuantizationPlan {
   qdqDomain: string;
   /** Convs left in FP32 by `minConvReduction`. */
   smallConvs: string[];
+  /** Compute node → the quantized tensor carrying its result (after a fused Relu/Clip). */
+  outputOf: Map<string, string>;
 }
 
 function nodeKey(node: NodeProto, i: number): string {
@@ -104,6 +106,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
   const weights: QuantizationPlan['weights'] = [];
   const constants: string[] = [];
   const order: string[] = [];
+  const outputOf = new Map<string, string>();
   const add = (t: string) => {
     if (!quantized.has(t)) {
       quantized.add(t);
@@ -157,7 +160,10 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
       // A Gemm/MatMul whose result leaves the graph keeps a float output: ORT fuses that
       // into QGemm / MatMulIntegerToFloat, and the model's outputs lose no precision.
       const floatOutput = index.graphOutputs.has(out) && index.consumersOf(out).length === 0 && node.opType !== 'Conv';
-      if (!floatOutput) add(out);
+      if (!floatOutput) {
+        add(out);
+        outputOf.set(key, out);
+      }
       nodes.push(key);
       return;
     }
@@ -196,6 +202,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
     constants,
     qdqDomain: opset >= 13 ? '' : 'com.microsoft',
     smallConvs,
+    outputOf,
   };
 }
 
@@ -246,7 +253,7 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
   const domain = plan.qdqDomain;
   const actOpts = { symmetric: options.symmetricActivations ?? false, reduceRange: options.reduceRange ?? false };
   const actType = actOpts.symmetric ? DataType.INT8 : DataType.UINT8;
-  const reducedWeights = (options.reduceRange ?? false) || resolveWeightRange(options.weightRange) === 'reduced';
+  const reducedWeights = resolveWeightRange(options.weightRange, options.reduceRange) === 'reduced';
 
   const params = new Map<string, QuantizedTensorInfo>();
   const paramsFor = (t: string): QuantizedTensorInfo => {

@@ -22,8 +22,17 @@ export function weightRangeFor(arch: string, cpuFlags: readonly string[]): Weigh
   return vnni ? 'full' : 'reduced';
 }
 
-/** The flags line of /proc/cpuinfo; empty where there is none (then x86 takes 'reduced'). */
+let machineFlags: string[] | undefined;
+
+/** The flags line of /proc/cpuinfo, read once; empty where there is none (then x86 takes 'reduced'). */
 export function cpuFlags(cpuinfo = '/proc/cpuinfo'): string[] {
+  if (cpuinfo === '/proc/cpuinfo' && machineFlags) return machineFlags;
+  const flags = readFlags(cpuinfo);
+  if (cpuinfo === '/proc/cpuinfo') machineFlags = flags;
+  return flags;
+}
+
+function readFlags(cpuinfo: string): string[] {
   try {
     const line = readFileSync(cpuinfo, 'utf8').split('\n').find((l) => /^(flags|Features)\s*:/.test(l));
     return line ? line.split(':')[1].trim().split(/\s+/) : [];
@@ -32,8 +41,12 @@ export function cpuFlags(cpuinfo = '/proc/cpuinfo'): string[] {
   }
 }
 
-/** Resolves 'auto' (or undefined) for this machine. */
-export function resolveWeightRange(choice: WeightRangeChoice | undefined): WeightRange {
+/**
+ * The weight range quantization uses: 'reduced' under reduceRange (7 bits for everything),
+ * else the choice, with 'auto' (or undefined) resolved for this machine.
+ */
+export function resolveWeightRange(choice: WeightRangeChoice | undefined, reduceRange = false): WeightRange {
+  if (reduceRange) return 'reduced';
   if (choice === 'full' || choice === 'reduced') return choice;
   return weightRangeFor(process.arch, cpuFlags());
 }
