@@ -13,7 +13,7 @@ async function one(name: string, path: string, calib: SampleSource, validation: 
   const c = await Calibrator.create(readModel(path), { method: 'percentile' });
   try {
     await c.observeAll(calib);
-    const r = await selectInt8Nodes({ prepared: c.prepared, ranges: c.ranges(), options: c.options }, validation, { sensitivitySamples: 16 });
+    const r = await selectInt8Nodes(c.selectionInput(), validation, { sensitivitySamples: 16 });
     const acc = (f: { agreement: number; sqnrDb: number }) => `${(100 * f.agreement).toFixed(1)}%, ${f.sqnrDb.toFixed(1)} dB`;
     log(`auto ${name}: ${r.outcome}, full INT8 ${r.latency.fullInt8Ratio.toFixed(3)}, auto ${r.latency.ratio.toFixed(3)}`);
     return [

@@ -147,6 +147,7 @@ export class CalibrationAgent extends EventEmitter {
       fp32: this.fp32Bytes,
       method: this.method,
       perChannel: this.config.recalibration.perChannel,
+      biasCorrection: this.config.recalibration.biasCorrection,
       forgetting: this.config.recalibration.forgetting,
       threads: 1,
       inputRange: this.config.inputRange,

@@ -38,7 +38,7 @@ async function newCalibrator(m: CalibrationMethod): Promise<Calibrator> {
   method = m;
   // Data-free is a bootstrap, not a statistic: live samples use the percentile method.
   const live: CalibrationMethod = m === 'datafree' ? 'percentile' : m;
-  return Calibrator.create(need(fp32, 'init'), { method: live, perChannel: i.perChannel, threads: i.threads });
+  return Calibrator.create(need(fp32, 'init'), { method: live, perChannel: i.perChannel, biasCorrection: i.biasCorrection, threads: i.threads });
 }
 
 const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Requests[T]['res']> } = {
@@ -86,7 +86,7 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
 
   async select({ samples, threads }) {
     const c = need(calibrator, 'init');
-    return selectInt8Nodes({ prepared: c.prepared, ranges: c.ranges(), options: c.options }, arraySource(toBatch(samples)), { threads });
+    return selectInt8Nodes(c.selectionInput(), arraySource(toBatch(samples)), { threads });
   },
 
   async datafree() {

@@ -3,6 +3,7 @@
 import type { CalibrationMethod, SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 import type { Figures } from './gate.js';
+import type { BiasCorrection } from '../quant/index.js';
 
 export interface WireTensor {
   shape: number[];
@@ -14,6 +15,7 @@ export interface WorkerInit {
   fp32: Uint8Array;
   method: CalibrationMethod;
   perChannel: boolean;
+  biasCorrection: BiasCorrection;
   /** Weight kept by old statistics per learned sample. */
   forgetting: number;
   threads: number;

@@ -10,12 +10,15 @@ import { OptionError, calibdVersion } from '../common/index.js';
 import { DataType, GraphIndex, cloneModel, makeNode, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
   PROFILE_FORMAT, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
-  type CalibrationProfile, type QuantizationPlan, type QuantizeOptions, type Range, type TensorCalibration,
+  type BiasCorrection, type CalibrationProfile, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
 } from '../quant/index.js';
 import { ActivationTap, optimizeBasic, type ort } from '../runtime/index.js';
 import { CollectorSet, type CollectorOptions, type RangeMethod } from './collector.js';
 import { batchNormRanges, probeSource, type DataFreeOptions } from './datafree.js';
+import { ChannelMeanObserver, biasCorrectedInputs, channelMeanOutput, withChannelMeans } from './channel-means.js';
+import { empiricalBiasDeltas } from './bias-correction.js';
 import { dropNonFinite, toFeeds, type Batch, type SampleSource } from './samples.js';
+import type { SelectionInput } from './selection.js';
 
 export type CalibrationMethod = RangeMethod | 'datafree';
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse', 'datafree'];
@@ -26,6 +29,13 @@ export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, Dat
   batchSize?: number;
   /** ORT intra-op threads for the tap (default 1). */
   threads?: number;
+  /**
+   * Bias correction (quant/bias-correction.ts): 'analytical' from the inputs' channel means
+   * gathered by the tap, 'empirical' by a layer-by-layer pass over the samples after
+   * observing them (calibrate() runs it; see correctBiases). Default 'none'. Data-free
+   * calibration has no samples, so it never corrects.
+   */
+  biasCorrection?: BiasCorrection;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -64,6 +74,8 @@ function withExtremes(model: ModelProto, tensors: string[]): ModelProto {
 
 export class Calibrator {
   private collectors: CollectorSet;
+  private means = new Map<string, ChannelMeanObserver>();
+  private biasDeltas: Map<string, Float64Array> | null = null;
   private observed = 0;
   private rejected = 0;
 
@@ -77,8 +89,15 @@ export class Calibrator {
     private readonly measured: string[],
     /** The tap yields each tensor's extremes rather than its values (min/max collectors). */
     private readonly extremesOnly: boolean,
+    /** Tensors whose per-channel means the tap yields, for bias correction. */
+    private readonly meanInputs: string[],
   ) {
     this.collectors = new CollectorSet(collectorMethod(options.method), options);
+    this.resetMeans();
+  }
+
+  private resetMeans(): void {
+    this.means = new Map(this.meanInputs.map((t) => [t, new ChannelMeanObserver()]));
   }
 
   static async create(fp32: ModelProto, given: CalibrateOptions): Promise<Calibrator> {
@@ -94,10 +113,12 @@ export class Calibrator {
     const plan = planQuantization(prepared, options);
     const measured = tensorsToCalibrate(plan);
     const extremesOnly = collectorMethod(options.method) === 'minmax';
-    const tap = extremesOnly
-      ? await ActivationTap.create(withExtremes(prepared, measured), measured.flatMap(extremeOutputs), { threads: options.threads ?? 1 })
-      : await ActivationTap.create(prepared, measured, { threads: options.threads ?? 1 });
-    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly);
+    const corrected = options.method !== 'datafree' && options.biasCorrection === 'analytical' ? biasCorrectedInputs(prepared, plan) : new Map<string, number>();
+    const meanInputs = [...corrected.keys()];
+    const base = extremesOnly ? withExtremes(prepared, measured) : prepared;
+    const tapped = [...(extremesOnly ? measured.flatMap(extremeOutputs) : measured), ...meanInputs.map(channelMeanOutput)];
+    const tap = await ActivationTap.create(corrected.size ? withChannelMeans(base, corrected) : base, tapped, { threads: options.threads ?? 1 });
+    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs);
   }
 
   /** Tensors whose ranges are measured. */
@@ -115,6 +136,8 @@ export class Calibrator {
     this.rejected += dropped;
     if (!clean) return null;
     const { tensors, outputs } = await this.tap.run(toFeeds(clean));
+    const count = clean[Object.keys(clean)[0]].dims[0];
+    for (const [t, observer] of this.means) observer.update(tensors.get(channelMeanOutput(t))!, count);
     if (this.extremesOnly) {
       for (const name of this.measured) {
         const [lo, hi, size] = extremeOutputs(name).map((o) => tensors.get(o)![0] as number | bigint);
@@ -123,9 +146,9 @@ export class Calibrator {
         if (Number.isFinite(lo) && Number.isFinite(hi)) this.collectors.updateExtremes(name, Number(lo), Number(hi), Number(size));
       }
     } else {
-      for (const [name, data] of tensors) this.collectors.update(name, data);
+      for (const name of this.measured) this.collectors.update(name, tensors.get(name)!);
     }
-    this.observed += clean[Object.keys(clean)[0]].dims[0];
+    this.observed += count;
     if (!this.extremesOnly) return outputs;
     // The model's own outputs only, not the extremes added to the tap.
     return new Map(this.prepared.graph!.output.map((o) => [o.name, outputs.get(o.name)!]));
@@ -150,17 +173,45 @@ export class Calibrator {
   /** Forgets old statistics by a factor, so ranges follow drifting inputs. */
   decay(factor: number): void {
     this.collectors.decay(factor);
+    for (const m of this.means.values()) m.decay(factor);
   }
 
   /** Replaces the statistics (e.g. with ones restored from disk). */
   reset(): void {
     this.collectors = new CollectorSet(collectorMethod(this.options.method), this.options);
+    this.resetMeans();
+    this.biasDeltas = null;
     this.observed = 0;
     this.rejected = 0;
   }
 
   ranges(): Map<string, Range> {
     return this.collectors.ranges();
+  }
+
+  /** What a selection or per-layer analysis rebuilds variants from: the current statistics. */
+  selectionInput(): SelectionInput {
+    return { prepared: this.prepared, ranges: this.ranges(), options: this.options, stats: this.statistics() };
+  }
+
+  /** Statistics beyond ranges: the input means bias correction uses. */
+  statistics(): QuantizeStatistics {
+    const inputMeans = new Map<string, Float64Array>();
+    for (const [t, m] of this.means) {
+      const mean = m.mean();
+      if (mean) inputMeans.set(t, mean);
+    }
+    return { ...(inputMeans.size ? { inputMeans } : {}), ...(this.biasDeltas ? { biasDeltas: this.biasDeltas } : {}) };
+  }
+
+  /**
+   * Empirical bias correction from `source` (the calibration samples, observed already):
+   * every later build uses the deltas. A no-op unless the options ask for it.
+   */
+  async correctBiases(source: SampleSource, onProgress?: (done: number, total: number) => void): Promise<void> {
+    if (this.options.biasCorrection !== 'empirical' || this.options.method === 'datafree') return;
+    this.biasDeltas = null;
+    this.biasDeltas = await empiricalBiasDeltas(this.selectionInput(), source, { threads: this.options.threads, batchSize: this.options.batchSize, onProgress });
   }
 
   /**
@@ -181,7 +232,7 @@ export class Calibrator {
     const r = new Map(ranges);
     // Tensors that shared a producer's parameters may need their own once it is FP32.
     for (const [t, src] of this.plan.sharedWith) if (!r.has(t) && r.has(src)) r.set(t, r.get(src)!);
-    const { model, params } = quantizeModel(this.prepared, plan, r, o);
+    const { model, params } = quantizeModel(this.prepared, plan, r, o, this.statistics());
     const tensors: Record<string, TensorCalibration> = {};
     for (const [name, p] of params) {
       tensors[name] = { min: p.range.min, max: p.range.max, scale: p.scale, zeroPoint: p.zeroPoint, type: p.type };
@@ -197,6 +248,7 @@ export class Calibrator {
         symmetricActivations: o.symmetricActivations ?? false,
         reduceRange: o.reduceRange ?? false,
         weightRange: o.weightRange,
+        biasCorrection: this.meanInputs.length > 0 ? 'analytical' : this.biasDeltas ? 'empirical' : 'none',
         exclude: o.exclude ?? [],
         ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
@@ -254,6 +306,7 @@ export async function calibrate(fp32: ModelProto, source: SampleSource | null, o
         hint: 'check the sample data',
       });
     }
+    await calibrator.correctBiases(source);
     return calibrator.build();
   } finally {
     await calibrator.release();

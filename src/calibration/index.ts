@@ -24,3 +24,5 @@ export {
   parseMetric, inferMetric, formatMetric, MetricAccumulator, SqnrAccumulator, argmaxRows, METRIC_KINDS, METRIC_BOUNDS,
   type TaskMetric, type MetricKind, type MetricBounds,
 } from './metrics.js';
+export { ChannelMeanObserver } from './channel-means.js';
+export { empiricalBiasDeltas, type EmpiricalBiasOptions } from './bias-correction.js';

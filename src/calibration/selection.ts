@@ -10,7 +10,7 @@
 
 import { cpus } from 'node:os';
 import { GraphIndex, type ModelProto, type NodeProto } from '../onnx/index.js';
-import { COMPUTE_OPS, dequantizedName, planQuantization, quantizeModel, type QuantizationPlan, type QuantizeOptions, type Range } from '../quant/index.js';
+import { COMPUTE_OPS, dequantizedName, planQuantization, quantizeModel, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range } from '../quant/index.js';
 import { attributeKernelTimes, createSession, interleaved, ort, profileModel } from '../runtime/index.js';
 import { compareModels } from './evaluate.js';
 import { toFeeds, type Batch, type SampleSource } from './samples.js';
@@ -103,6 +103,8 @@ export interface SelectionInput {
   /** Ranges of every tensor of the full plan (`tensorsToCalibrate`). */
   ranges: Map<string, Range>;
   options: QuantizeOptions;
+  /** Statistics beyond ranges (bias correction's input means), as Calibrator.statistics(). */
+  stats?: QuantizeStatistics;
 }
 
 const CHAINED = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool']);
@@ -122,7 +124,7 @@ export function buildVariant(input: SelectionInput, fullPlan: QuantizationPlan, 
   // may need its own once that producer is FP32: the source range bounds it.
   const ranges = new Map(input.ranges);
   for (const [t, src] of fullPlan.sharedWith) if (!ranges.has(t) && ranges.has(src)) ranges.set(t, ranges.get(src)!);
-  return { model: quantizeModel(input.prepared, plan, ranges, options).model, plan };
+  return { model: quantizeModel(input.prepared, plan, ranges, options, input.stats).model, plan };
 }
 
 /** Agreement and SQNR of candidates against FP32 outputs computed once. */

@@ -8,7 +8,7 @@ import {
   type CalibrateOptions, type CalibrationMethod, type LayerReport, type SelectionResult,
 } from '../calibration/index.js';
 import { readModel, writeModel } from '../onnx/index.js';
-import { readProfile, dequantizedName, type CalibrationProfile, type WeightRangeChoice } from '../quant/index.js';
+import { readProfile, dequantizedName, type BiasCorrection, type CalibrationProfile, type WeightRangeChoice } from '../quant/index.js';
 import { optimizeBasic } from '../runtime/index.js';
 import { npySource, readLabels } from './data.js';
 import { formatInspect, formatEval, formatLayers, formatSelection } from './format.js';
@@ -24,6 +24,7 @@ interface CalibrateArgs {
   symmetricActivations?: boolean;
   reduceRange?: boolean;
   weightRange?: WeightRangeChoice;
+  biasCorrection?: BiasCorrection;
   metric?: string;
   budget?: number;
   percentile?: number;
@@ -57,6 +58,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     symmetricActivations: a.symmetricActivations,
     reduceRange: a.reduceRange,
     weightRange: a.weightRange,
+    biasCorrection: a.biasCorrection,
     percentile: a.percentile,
     bins: a.bins,
     inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
@@ -91,9 +93,11 @@ async function calibrateAuto(model: ReturnType<typeof readModel>, source: Return
   const holdout = Math.min(200, Math.max(8, Math.floor(source.count / 5)));
   const calibrator = await Calibrator.create(model, options);
   try {
-    await calibrator.observeAll(sliceSource(source, 0, source.count - holdout), options.onProgress);
+    const calibration = sliceSource(source, 0, source.count - holdout);
+    await calibrator.observeAll(calibration, options.onProgress);
+    await calibrator.correctBiases(calibration);
     const selection = await selectInt8Nodes(
-      { prepared: calibrator.prepared, ranges: calibrator.ranges(), options: calibrator.options },
+      calibrator.selectionInput(),
       sliceSource(source, source.count - holdout, source.count),
       {
         budget: { agreement: a.budgetAgreement, sqnrDb: a.budgetSqnr, value: a.budget },
@@ -152,7 +156,9 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
     if (!profile) throw new DataError(`${a.int8} holds no calibd calibration, so its layers cannot be rebuilt one by one`, { value: a.int8, hint: 'pass an INT8 model written by `calibd calibrate`' });
     layers = await analyseLayers(layerInput(reference, profile), source, { threads: a.threads });
   }
-  process.stdout.write(a.json ? JSON.stringify({ ...result, ...(layers ? { layers } : {}) }, null, 2) + '\n' : formatEval(result) + (layers ? formatLayers(layers) : ''));
+  // Bias deltas are not stored in the model, so the per-layer variants are rebuilt without them.
+  const note = layers && profile?.options.biasCorrection && profile.options.biasCorrection !== 'none' ? `(per-layer variants rebuilt without ${String(profile.options.biasCorrection)} bias correction)\n` : '';
+  process.stdout.write(a.json ? JSON.stringify({ ...result, ...(layers ? { layers } : {}) }, null, 2) + '\n' : formatEval(result) + (layers ? formatLayers(layers) + note : ''));
 }
 
 /** The ranges and options an INT8 model was built with, from its calibration record. */

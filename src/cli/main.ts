@@ -5,7 +5,8 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { WEIGHT_RANGES } from '../quant/index.js';
+import { BIAS_CORRECTIONS, WEIGHT_RANGES } from '../quant/index.js';
+import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -21,7 +22,7 @@ export async function run(argv: string[]): Promise<number> {
     .description('calibrate an FP32 ONNX model on sample data and write an INT8 QDQ model')
     .requiredOption('--model <file>', 'FP32 .onnx model')
     .option('--data <dir>', 'folder or .npy file of float32 samples; NAME=DIR once per input for several', collect, [])
-    .addOption(new Option('--method <method>', 'range estimator').choices(['minmax', 'percentile', 'entropy', 'mse', 'datafree']).default('percentile'))
+    .addOption(new Option('--method <method>', 'range estimator').choices([...CALIBRATION_METHODS]).default('percentile'))
     .option('--per-channel', 'one weight scale per output channel (the default)')
     .option('--per-tensor', 'one weight scale per weight tensor')
     .option('--samples <n>', 'use at most N samples', positiveInt)
@@ -29,6 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--symmetric-activations', 'int8 symmetric activations instead of uint8 asymmetric')
     .option('--reduce-range', '7-bit activations and weights')
     .addOption(new Option('--weight-range <range>', "int8 weights in [-127,127] (full) or [-63,63] (reduced); auto: reduced on x86 without VNNI, whose kernels saturate").choices([...WEIGHT_RANGES]).default('auto'))
+    .addOption(new Option('--bias-correction <how>', 'correct Conv/Gemm biases for the mean shift of INT8: from the inputs\' means (analytical) or layer by layer over the samples (empirical; one INT8 pass per layer)').choices([...BIAS_CORRECTIONS]).default('none'))
     .option('--percentile <p>', 'percentile for --method percentile (default 99.999)', parseFloat)
     .option('--bins <n>', 'histogram bins (default 2048)', positiveInt)
     .option('--input-range <min,max>', 'input contract for --method datafree (default 0,1)')

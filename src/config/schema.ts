@@ -8,6 +8,7 @@ import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { cronProblem } from './cron.js';
 import { parseMetric } from '../calibration/metrics.js';
+import { BIAS_CORRECTIONS } from '../quant/bias-correction.js';
 
 const MiB = 1024 * 1024;
 
@@ -51,6 +52,13 @@ export const recalibrationSchema = z.strictObject({
   cron: cronSchema.default(null),
   method: z.enum(calibrationMethods).default('percentile'),
   perChannel: z.boolean().default(true),
+  /** 'analytical' from the tap's channel means; 'empirical' is offline only (calibd calibrate). */
+  biasCorrection: z
+    .enum(BIAS_CORRECTIONS)
+    .refine((b) => b !== 'empirical', {
+      message: "is not available in the daemon: 'empirical' needs a pass over samples per layer at build time; use none or analytical here, or `calibd calibrate --bias-correction empirical` offline",
+    })
+    .default('none'),
   minSamples: z.int().min(1).default(100),
   validationSlice: z.int().min(1).default(200),
   gateMargin: z.number().min(0).max(100).default(0),

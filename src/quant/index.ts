@@ -5,10 +5,11 @@ export {
 } from './params.js';
 export {
   planQuantization, tensorsToCalibrate, quantizeModel, dequantizedName, COMPUTE_OPS,
-  type QuantizeOptions, type QuantizationPlan, type QuantizeResult, type QuantizedTensorInfo,
+  type QuantizeOptions, type QuantizationPlan, type QuantizeResult, type QuantizedTensorInfo, type QuantizeStatistics,
 } from './qdq.js';
 export {
   writeProfile, readProfile, sha256, METADATA_KEY, PROFILE_FORMAT,
   type CalibrationProfile, type TensorCalibration,
 } from './metadata.js';
 export { resolveWeightRange, weightRangeFor, cpuFlags, WEIGHT_RANGES, type WeightRange, type WeightRangeChoice } from './weight-range.js';
+export { weightShift, dequantizeWeights, BIAS_CORRECTIONS, type BiasCorrection, type ConvLayout } from './bias-correction.js';

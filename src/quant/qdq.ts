@@ -27,6 +27,7 @@ import {
   type QuantParams, type Range,
 } from './params.js';
 import { resolveWeightRange, type WeightRangeChoice } from './weight-range.js';
+import { dequantizeWeights, weightShift, type ConvLayout } from './bias-correction.js';
 
 export interface QuantizeOptions {
   /** One weight scale per output channel (default) or one per tensor. */
@@ -227,6 +228,31 @@ function biasQuantizable(node: NodeProto, index: GraphIndex, biasIdx: number, wD
   return true;
 }
 
+/** Statistics beyond ranges that some steps use. */
+export interface QuantizeStatistics {
+  /**
+   * FP32 per-channel means of compute nodes' activation inputs (tensor → channel means):
+   * where given, the node's bias is corrected for the shift its quantized weights cause.
+   */
+  inputMeans?: Map<string, ArrayLike<number>>;
+  /** Node → per-channel amount added to its bias (empirical bias correction). */
+  biasDeltas?: Map<string, ArrayLike<number>>;
+}
+
+/** The bias, less the output shift its quantized weights cause (when the input mean is known). */
+function correctedBias(
+  node: NodeProto, bias: Float64Array, w: ArrayLike<number>, q: Int8Array, dims: number[], axis: number | null, scales: Float64Array, mean: ArrayLike<number> | undefined,
+): Float64Array {
+  if (!mean) return bias;
+  const layout: ConvLayout = node.opType === 'Gemm'
+    ? { kind: 'gemm', dims, transB: attrInt(node, 'transB', 0) === 1 }
+    : { kind: 'conv', dims, group: attrInt(node, 'group', 1) };
+  const inputs = layout.kind === 'gemm' ? (layout.transB ? dims[1] : dims[0]) : dims[1] * (layout.group ?? 1);
+  if (mean.length !== inputs) return bias; // not per input channel: leave the bias as it is
+  const shift = weightShift(w, dequantizeWeights(q, dims, axis, scales), layout, mean);
+  return bias.map((b, c) => b - shift[c]);
+}
+
 export interface QuantizedTensorInfo extends QuantParams {
   range: Range;
 }
@@ -246,7 +272,7 @@ const quantizedName = (t: string) => `${t}__q`;
  * Applies a plan to a copy of `model`. `ranges` must hold every tensor of
  * `tensorsToCalibrate(plan)`.
  */
-export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges: Map<string, Range>, options: QuantizeOptions = {}): QuantizeResult {
+export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges: Map<string, Range>, options: QuantizeOptions = {}, stats: QuantizeStatistics = {}): QuantizeResult {
   const out = cloneModel(model);
   const graph = out.graph!;
   const index = new GraphIndex(graph);
@@ -354,13 +380,17 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
     const values = tensorToNumbers(wInit);
     const scales = weightScales(values, dims, w.axis, reducedWeights).map(Math.fround);
     const base = `${wName}__${node.name || w.node}`;
+    let q = quantizeWeights(values, dims, w.axis, scales);
     if (w.bias !== null) {
       const bName = node.input[w.bias];
-      const bias = tensorToNumbers(index.initializers.get(bName)!);
-      const x = paramsFor(node.input[0].endsWith('__dq') ? node.input[0].slice(0, -4) : node.input[0]);
+      const xName = node.input[0].endsWith('__dq') ? node.input[0].slice(0, -4) : node.input[0];
+      const x = paramsFor(xName);
+      const bias = correctedBias(node, tensorToNumbers(index.initializers.get(bName)!), values, q, dims, w.axis, scales, stats.inputMeans?.get(xName));
+      const delta = stats.biasDeltas?.get(w.node);
+      if (delta && delta.length === bias.length) for (let c = 0; c < bias.length; c++) bias[c] += delta[c];
       // A channel whose weights are nearly zero (dead after BN folding) would need a bias
       // beyond int32: its weight scale widens until the bias fits (its weights round to 0).
-      fitBiasToInt32(bias, x.scale, scales);
+      if (fitBiasToInt32(bias, x.scale, scales) > 0) q = quantizeWeights(values, dims, w.axis, scales);
       const { values: qb, scales: bScales } = quantizeBias(bias, x.scale, scales);
       newInits.push(makeTensor(`${base}__bq`, DataType.INT32, [qb.length], qb));
       newInits.push(makeTensor(`${base}__bscale`, DataType.FLOAT, [qb.length], bScales.map(Math.fround)));
@@ -368,7 +398,6 @@ export function quantizeModel(model: ModelProto, plan: QuantizationPlan, ranges:
       weightNodes.push(makeNode('DequantizeLinear', [`${base}__bq`, `${base}__bscale`, `${base}__bzp`], [`${base}__bdq`], `${base}__DequantizeBias`, { axis: 0 }, domain));
       node.input[w.bias] = `${base}__bdq`;
     }
-    const q = quantizeWeights(values, dims, w.axis, scales);
     const scaleDims = w.axis === null ? [] : [scales.length];
     newInits.push(makeTensor(`${base}__wq`, DataType.INT8, dims, q));
     newInits.push(makeTensor(`${base}__wscale`, DataType.FLOAT, scaleDims, scales));

@@ -42,9 +42,10 @@ describe('defaults', () => {
     expect(c.threads).toBe(1);
     expect(c.sampling).toEqual({ oneIn: 10, maxRows: 5000, maxBytes: 256 * 1024 * 1024, maxAgeHours: 168 });
     expect(c.recalibration).toEqual({
-      everyInferences: 2000, cron: null, method: 'percentile', perChannel: true, minSamples: 100,
+      everyInferences: 2000, cron: null, method: 'percentile', perChannel: true, biasCorrection: 'none', minSamples: 100,
       validationSlice: 200, gateMargin: 0, driftThreshold: 0.2, forgetting: 0.98, auto: false,
     });
+    expect(c.validation).toEqual({ metric: null, floor: null });
     expect(c.firstBoot).toBe('datafree');
     expect(c.inputRange).toEqual({ min: 0, max: 1 });
     expect(c.mqtt).toBeNull();
@@ -54,6 +55,12 @@ describe('defaults', () => {
   it('fills mqtt defaults when the section is present', () => {
     const c = loadConfig({ overrides: { mqtt: {} } });
     expect(c.mqtt).toEqual({ url: 'embedded', baseTopic: 'calibd', protocolVersion: 5, keepalive: 30, metricsIntervalSec: 30, queueMax: 1000, embeddedPort: 1883, signingWindowSec: 30, backoffMaxMs: 30_000 });
+  });
+
+  it('refuses a bad validation metric and the daemon-less bias correction, each with a reason', () => {
+    expect(() => loadConfig({ overrides: { validation: { metric: 'mask-iou:2' } } })).toThrow(/validation\.metric.*mask-iou/);
+    expect(() => loadConfig({ overrides: { recalibration: { biasCorrection: 'empirical' } } })).toThrow(/not available in the daemon/);
+    expect(loadConfig({ overrides: { validation: { metric: 'mask-iou:0.3' } } }).validation.metric).toBe('mask-iou:0.3');
   });
 
   it('sanitises host names into device ids', () => {
