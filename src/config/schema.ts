@@ -50,7 +50,7 @@ const cronSchema = z
 export const recalibrationSchema = z.strictObject({
   everyInferences: z.int().min(0).default(2000),
   cron: cronSchema.default(null),
-  method: z.enum(calibrationMethods).default('percentile'),
+  method: z.enum(calibrationMethods).default('mse'),
   perChannel: z.boolean().default(true),
   /** 'analytical' from the tap's channel means; 'empirical' is offline only (calibd calibrate). */
   biasCorrection: z
