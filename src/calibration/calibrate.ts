@@ -9,14 +9,16 @@
 import { OptionError, calibdVersion } from '../common/index.js';
 import { DataType, GraphIndex, cloneModel, makeNode, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
-  PROFILE_FORMAT, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
-  type BiasCorrection, type CalibrationProfile, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
+  PROFILE_FORMAT, clampRange, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
+  type BiasCorrection, type CalibrationProfile, type Equalization, type EqualizationPair, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
 } from '../quant/index.js';
-import { ActivationTap, optimizeBasic, type ort } from '../runtime/index.js';
+import { ActivationTap, type ort } from '../runtime/index.js';
+import { prepareModel } from './prepare.js';
 import { CollectorSet, type CollectorOptions, type RangeMethod } from './collector.js';
 import { batchNormRanges, probeSource, type DataFreeOptions } from './datafree.js';
 import { ChannelMeanObserver, biasCorrectedInputs, channelMeanOutput, withChannelMeans } from './channel-means.js';
 import { empiricalBiasDeltas } from './bias-correction.js';
+import { convInputRanks, measureChannelRanges } from './channel-ranges.js';
 import { dropNonFinite, toFeeds, type Batch, type SampleSource } from './samples.js';
 import type { SelectionInput } from './selection.js';
 
@@ -36,6 +38,12 @@ export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, Dat
    * calibration has no samples, so it never corrects.
    */
   biasCorrection?: BiasCorrection;
+  /**
+   * Cross-layer equalization (quant/equalize.ts) of the prepared graph before anything is
+   * measured: 'weights' needs no data; 'activations' measures channel ranges on the
+   * samples given to Calibrator.create (falling back to 'weights' without them). Default 'none'.
+   */
+  equalization?: Equalization;
   onProgress?: (done: number, total: number) => void;
 }
 
@@ -78,6 +86,9 @@ export class Calibrator {
   private biasDeltas: Map<string, Float64Array> | null = null;
   private observed = 0;
   private rejected = 0;
+  /** Intervals outside which a tensor's readers saturate (quant/saturation.ts). */
+  private readonly bounds: Map<string, Range>;
+  private clampBuffer = new Float32Array(0);
 
   private constructor(
     readonly source: ModelProto,
@@ -91,16 +102,35 @@ export class Calibrator {
     private readonly extremesOnly: boolean,
     /** Tensors whose per-channel means the tap yields, for bias correction. */
     private readonly meanInputs: string[],
+    /** Conv pairs equalized, whether from measured ranges, and the tensors rescaled. */
+    private readonly equalized: Equalized,
   ) {
     this.collectors = new CollectorSet(collectorMethod(options.method), options);
     this.resetMeans();
+    this.bounds = saturationIntervals(new GraphIndex(prepared.graph!), measured);
+  }
+
+  /** `data` with values beyond the tensor's saturation interval moved onto its bounds. */
+  private clamped(name: string, data: Float32Array): Float32Array {
+    const b = this.bounds.get(name);
+    if (!b) return data;
+    if (this.clampBuffer.length < data.length) this.clampBuffer = new Float32Array(data.length);
+    const out = this.clampBuffer.subarray(0, data.length);
+    const lo = b.min;
+    const hi = b.max;
+    for (let i = 0; i < data.length; i++) {
+      const v = data[i];
+      out[i] = v < lo ? lo : v > hi ? hi : v;
+    }
+    return out;
   }
 
   private resetMeans(): void {
     this.means = new Map(this.meanInputs.map((t) => [t, new ChannelMeanObserver()]));
   }
 
-  static async create(fp32: ModelProto, given: CalibrateOptions): Promise<Calibrator> {
+  /** `samples` feed 'activations' equalization only; ranges are learnt by observe(). */
+  static async create(fp32: ModelProto, given: CalibrateOptions, samples?: SampleSource): Promise<Calibrator> {
     // Resolved once, so every candidate of this calibrator uses the same weight range.
     const options: CalibrateOptions = { ...given, weightRange: resolveWeightRange(given.weightRange, given.reduceRange) };
     if (!CALIBRATION_METHODS.includes(options.method)) {
@@ -109,7 +139,7 @@ export class Calibrator {
         hint: `use one of ${CALIBRATION_METHODS.join(', ')}`,
       });
     }
-    const prepared = await optimizeBasic(fp32);
+    const { model: prepared, equalized } = await equalizedModel(await prepareModel(fp32), options, samples);
     const plan = planQuantization(prepared, options);
     const measured = tensorsToCalibrate(plan);
     const extremesOnly = collectorMethod(options.method) === 'minmax';
@@ -118,7 +148,7 @@ export class Calibrator {
     const base = extremesOnly ? withExtremes(prepared, measured) : prepared;
     const tapped = [...(extremesOnly ? measured.flatMap(extremeOutputs) : measured), ...meanInputs.map(channelMeanOutput)];
     const tap = await ActivationTap.create(corrected.size ? withChannelMeans(base, corrected) : base, tapped, { threads: options.threads ?? 1 });
-    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs);
+    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized);
   }
 
   /** Tensors whose ranges are measured. */
@@ -143,10 +173,12 @@ export class Calibrator {
         const [lo, hi, size] = extremeOutputs(name).map((o) => tensors.get(o)![0] as number | bigint);
         // Inputs are finite; an activation that overflowed to ±Infinity (or NaN) leaves no
         // usable extremes for this batch, so the batch does not count for that tensor.
-        if (Number.isFinite(lo) && Number.isFinite(hi)) this.collectors.updateExtremes(name, Number(lo), Number(hi), Number(size));
+        if (!Number.isFinite(lo) || !Number.isFinite(hi)) continue;
+        const r = this.bounds.has(name) ? clampRange({ min: Number(lo), max: Number(hi) }, this.bounds.get(name)!) : { min: Number(lo), max: Number(hi) };
+        this.collectors.updateExtremes(name, r.min, r.max, Number(size));
       }
     } else {
-      for (const name of this.measured) this.collectors.update(name, tensors.get(name)!);
+      for (const name of this.measured) this.collectors.update(name, this.clamped(name, tensors.get(name)!));
     }
     this.observed += count;
     if (!this.extremesOnly) return outputs;
@@ -185,8 +217,15 @@ export class Calibrator {
     this.rejected = 0;
   }
 
+  /** Ranges from the statistics so far, each narrowed to where its readers still care. */
   ranges(): Map<string, Range> {
-    return this.collectors.ranges();
+    return this.bounded(this.collectors.ranges());
+  }
+
+  private bounded(ranges: Map<string, Range>): Map<string, Range> {
+    const r = new Map(ranges);
+    for (const [t, b] of this.bounds) if (r.has(t)) r.set(t, clampRange(r.get(t)!, b));
+    return r;
   }
 
   /** What a selection or per-layer analysis rebuilds variants from: the current statistics. */
@@ -229,7 +268,7 @@ export class Calibrator {
     const excluded = [...(this.options.exclude ?? []), ...exclude.filter((n) => !(this.options.exclude ?? []).includes(n))];
     const o = { ...this.options, exclude: excluded };
     const plan = exclude.length ? planQuantization(this.prepared, o) : this.plan;
-    const r = new Map(ranges);
+    const r = this.bounded(ranges);
     // Tensors that shared a producer's parameters may need their own once it is FP32.
     for (const [t, src] of this.plan.sharedWith) if (!r.has(t) && r.has(src)) r.set(t, r.get(src)!);
     const { model, params } = quantizeModel(this.prepared, plan, r, o, this.statistics());
@@ -248,6 +287,9 @@ export class Calibrator {
         symmetricActivations: o.symmetricActivations ?? false,
         reduceRange: o.reduceRange ?? false,
         weightRange: o.weightRange,
+        saturationBounded: this.bounds.size,
+        equalization: this.equalized.pairs > 0 ? this.equalized.from : 'none',
+        ...(this.equalized.pairs > 0 ? { equalizedPairs: this.equalized.pairs } : {}),
         biasCorrection: this.meanInputs.length > 0 ? 'analytical' : this.biasDeltas ? 'empirical' : 'none',
         exclude: o.exclude ?? [],
         ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
@@ -262,6 +304,7 @@ export class Calibrator {
       quantizedNodes: plan.nodes.length,
       excludedNodes: [...excluded, ...plan.smallConvs],
       tensors,
+      ...(this.equalized.tensors.length ? { rescaledTensors: this.equalized.tensors } : {}),
       ...extra,
     };
     writeProfile(model, profile);
@@ -273,13 +316,38 @@ export class Calibrator {
   }
 }
 
+/** The prepared graph after cross-layer equalization, as the options ask. */
+interface Equalized {
+  pairs: number;
+  from: Equalization;
+  tensors: string[];
+}
+
+async function equalizedModel(prepared: ModelProto, options: CalibrateOptions, samples?: SampleSource): Promise<{ model: ModelProto; equalized: Equalized }> {
+  const want = options.equalization ?? 'none';
+  if (want === 'none') return { model: prepared, equalized: { pairs: 0, from: 'none', tensors: [] } };
+  const pairs = findEqualizationPairs(prepared);
+  const measure = want === 'activations' && samples && samples.count > 0 && options.method !== 'datafree';
+  const ranges = measure
+    ? await measureChannelRanges(prepared, convInputRanks(prepared, pairs), samples, { threads: options.threads, batchSize: options.batchSize })
+    : undefined;
+  const { model, pairs: done } = equalizeModel(prepared, pairs, ranges);
+  return { model, equalized: { pairs: done.length, from: measure ? 'activations' : 'weights', tensors: rescaledTensors(model, done) } };
+}
+
+/** Every tensor that differs from the unequalized graph: each pair's middle tensor and its pre-Relu form. */
+function rescaledTensors(model: ModelProto, pairs: EqualizationPair[]): string[] {
+  const byName = new Map(model.graph!.node.map((n) => [n.name, n]));
+  return [...new Set(pairs.flatMap((p) => [byName.get(p.producer)!.output[0], p.tensor]))];
+}
+
 function collectorMethod(method: CalibrationMethod): RangeMethod {
   return method === 'datafree' ? 'minmax' : method;
 }
 
 /** One-shot calibration. `source` may be null only for the data-free method. */
 export async function calibrate(fp32: ModelProto, source: SampleSource | null, options: CalibrateOptions): Promise<CalibrationResult> {
-  const calibrator = await Calibrator.create(fp32, options);
+  const calibrator = await Calibrator.create(fp32, options, source ?? undefined);
   try {
     if (options.method === 'datafree') {
       await calibrator.observeAll(probeSource(calibrator.prepared, options), options.onProgress);

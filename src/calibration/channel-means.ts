@@ -57,20 +57,28 @@ export function biasCorrectedInputs(model: ModelProto, plan: QuantizationPlan): 
 
 /** `model` with a ReduceMean over every non-channel axis of each tensor as an extra output. */
 export function withChannelMeans(model: ModelProto, tensors: Map<string, number>): ModelProto {
+  return withChannelReductions(model, tensors, [['ReduceMean', channelMeanOutput]]);
+}
+
+export type ChannelReduction = [op: 'ReduceMean' | 'ReduceMin' | 'ReduceMax', output: (t: string) => string];
+
+/** `model` with each reduction over every non-channel axis of each tensor (name → rank) as extra outputs. */
+export function withChannelReductions(model: ModelProto, tensors: Map<string, number>, reductions: ChannelReduction[]): ModelProto {
   const out = cloneModel(model);
   const graph = out.graph!;
-  const axesAsInput = onnxOpset(out) >= 18; // ReduceMean's axes moved from attribute to input
+  const axesAsInput = onnxOpset(out) >= 18; // the Reduce ops' axes moved from attribute to input
   for (const [t, rank] of tensors) {
     const axes = [0, ...Array.from({ length: rank - 2 }, (_, i) => i + 2)];
-    const name = channelMeanOutput(t);
-    if (axesAsInput) {
-      graph.initializer.push(makeTensor(`${name}__axes`, DataType.INT64, [axes.length], BigInt64Array.from(axes.map(BigInt))));
-      graph.node.push(makeNode('ReduceMean', [t, `${name}__axes`], [name], `${name}__node`, { keepdims: 0 }));
-    } else {
-      graph.node.push(makeNode('ReduceMean', [t], [name], `${name}__node`, { keepdims: 0, axes }));
+    for (const [op, output] of reductions) {
+      const name = output(t);
+      if (axesAsInput) {
+        graph.initializer.push(makeTensor(`${name}__axes`, DataType.INT64, [axes.length], BigInt64Array.from(axes.map(BigInt))));
+        graph.node.push(makeNode(op, [t, `${name}__axes`], [name], `${name}__node`, { keepdims: 0 }));
+      } else {
+        graph.node.push(makeNode(op, [t], [name], `${name}__node`, { keepdims: 0, axes }));
+      }
+      graph.output.push(valueInfo(name, DataType.FLOAT));
     }
-    graph.output.push(valueInfo(name, DataType.FLOAT));
   }
   return out;
 }
-

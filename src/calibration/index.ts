@@ -25,4 +25,5 @@ export {
   type TaskMetric, type MetricKind, type MetricBounds,
 } from './metrics.js';
 export { ChannelMeanObserver } from './channel-means.js';
+export { prepareModel } from './prepare.js';
 export { empiricalBiasDeltas, type EmpiricalBiasOptions } from './bias-correction.js';

@@ -4,12 +4,12 @@ import { existsSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { OptionError, DataError } from '../common/index.js';
 import {
-  Calibrator, analyseLayers, calibrate, compareModels, parseMetric, selectInt8Nodes, sliceSource,
+  Calibrator, analyseLayers, calibrate, prepareModel, compareModels, parseMetric, selectInt8Nodes, sliceSource,
   type CalibrateOptions, type CalibrationMethod, type LayerReport, type SelectionResult,
 } from '../calibration/index.js';
 import { readModel, writeModel } from '../onnx/index.js';
-import { readProfile, dequantizedName, type BiasCorrection, type CalibrationProfile, type WeightRangeChoice } from '../quant/index.js';
-import { optimizeBasic } from '../runtime/index.js';
+import { readProfile, dequantizedName, type BiasCorrection, type CalibrationProfile, type Equalization, type WeightRangeChoice } from '../quant/index.js';
+
 import { npySource, readLabels } from './data.js';
 import { formatInspect, formatEval, formatLayers, formatSelection } from './format.js';
 
@@ -25,6 +25,7 @@ interface CalibrateArgs {
   reduceRange?: boolean;
   weightRange?: WeightRangeChoice;
   biasCorrection?: BiasCorrection;
+  equalize?: Equalization;
   metric?: string;
   budget?: number;
   percentile?: number;
@@ -59,6 +60,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     reduceRange: a.reduceRange,
     weightRange: a.weightRange,
     biasCorrection: a.biasCorrection,
+    equalization: a.equalize,
     percentile: a.percentile,
     bins: a.bins,
     inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
@@ -141,8 +143,9 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   const source = npySource(fp32, a.data, a.samples ?? Infinity);
   const labels = a.labels ? readLabels(a.labels) : undefined;
   // The INT8 graph was built from the optimised FP32 graph, so compare tensors there.
-  const reference = profile ? await optimizeBasic(fp32, a.fp32) : fp32;
-  const pairs = new Map(Object.keys(profile?.tensors ?? {}).map((t) => [t, dequantizedName(t)]));
+  const reference = profile ? await prepareModel(fp32, a.fp32) : fp32;
+  const rescaled = new Set(profile?.rescaledTensors ?? []);
+  const pairs = new Map(Object.keys(profile?.tensors ?? {}).filter((t) => !rescaled.has(t)).map((t) => [t, dequantizedName(t)]));
   const metric = a.metric ? parseMetric(a.metric) : undefined;
   const result = await compareModels(reference, int8, source, {
     labels,
@@ -154,6 +157,7 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   let layers: LayerReport[] | undefined;
   if (a.perLayer) {
     if (!profile) throw new DataError(`${a.int8} holds no calibd calibration, so its layers cannot be rebuilt one by one`, { value: a.int8, hint: 'pass an INT8 model written by `calibd calibrate`' });
+    if (rescaled.size > 0) throw new DataError(`${a.int8} was calibrated on an equalized graph, which --per-layer cannot rebuild from the FP32 model`, { value: a.int8, hint: 'calibrate with --equalize none to analyse its layers' });
     layers = await analyseLayers(layerInput(reference, profile), source, { threads: a.threads });
   }
   // Bias deltas are not stored in the model, so the per-layer variants are rebuilt without them.

@@ -5,7 +5,7 @@ import { Command, CommanderError, InvalidArgumentError, Option } from 'commander
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { BIAS_CORRECTIONS, WEIGHT_RANGES } from '../quant/index.js';
+import { BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 
@@ -31,6 +31,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--reduce-range', '7-bit activations and weights')
     .addOption(new Option('--weight-range <range>', "int8 weights in [-127,127] (full) or [-63,63] (reduced); auto: reduced on x86 without VNNI, whose kernels saturate").choices([...WEIGHT_RANGES]).default('auto'))
     .addOption(new Option('--bias-correction <how>', 'correct Conv/Gemm biases for the mean shift of INT8: from the inputs\' means (analytical) or layer by layer over the samples (empirical; one INT8 pass per layer)').choices([...BIAS_CORRECTIONS]).default('empirical'))
+    .addOption(new Option('--equalize <how>', 'cross-layer equalization of Conv → [Relu] → Conv channels before measuring: from measured channel ranges (activations) or from weights alone').choices([...EQUALIZATIONS]).default('none'))
     .option('--percentile <p>', 'percentile for --method percentile (default 99.999)', parseFloat)
     .option('--bins <n>', 'histogram bins (default 2048)', positiveInt)
     .option('--input-range <min,max>', 'input contract for --method datafree (default 0,1)')

@@ -12,3 +12,4 @@ export {
   constantValues, topologicalOrder, type AttrValue, type GraphProto, type NodeProto,
 } from './graph.js';
 export { ModelBuilder, valueInfo, type Dim } from './builder.js';
+export { foldConvAffine, channelValues, type FoldResult } from './fold.js';

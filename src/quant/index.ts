@@ -13,3 +13,8 @@ export {
 } from './metadata.js';
 export { resolveWeightRange, weightRangeFor, cpuFlags, WEIGHT_RANGES, type WeightRange, type WeightRangeChoice } from './weight-range.js';
 export { weightShift, dequantizeWeights, BIAS_CORRECTIONS, type BiasCorrection, type ConvLayout } from './bias-correction.js';
+export {
+  findEqualizationPairs, equalizeModel, equalizationFactors, EQUALIZATIONS,
+  type Equalization, type EqualizationPair, type ChannelRange, type EqualizeResult,
+} from './equalize.js';
+export { saturationInterval, saturationIntervals, clampRange } from './saturation.js';

@@ -31,6 +31,11 @@ export interface CalibrationProfile {
   quantizedNodes: number;
   excludedNodes: string[];
   tensors: Record<string, TensorCalibration>;
+  /**
+   * Tensors whose channels cross-layer equalization rescaled: the INT8 graph carries them
+   * in other units than the FP32 model, so they are not compared tensor by tensor.
+   */
+  rescaledTensors?: string[];
   /** Agreement and SQNR against FP32, when the calibration was validated. */
   validation?: Record<string, number>;
   /** Extra sections added by later stages (e.g. per-layer selection). */

@@ -93,10 +93,31 @@ function nodeKey(node: NodeProto, i: number): string {
   return node.name || `${node.opType}_${i}`;
 }
 
+/**
+ * Which tensors get a Q/DQ pair. A chained op (Add, Mul, …) is quantized only where its
+ * result goes on to quantized ops: one whose output is read by a float op (HardSwish's
+ * inner x + 3, a Mul before a Div) would add a rounding and save no float work, so such
+ * dead ends are dropped and the plan redone until none is left.
+ */
 export function planQuantization(model: ModelProto, options: QuantizeOptions = {}): QuantizationPlan {
+  const index = new GraphIndex(model.graph!);
+  const keyOf = new Map(topologicalOrder(model.graph!).map((n, i) => [n, nodeKey(n, i)]));
+  const skip = new Set<string>();
+  for (;;) {
+    const { plan, chainedOutputOf } = planOnce(model, index, options, skip);
+    const planned = new Set(plan.nodes);
+    const deadEnds = [...chainedOutputOf].filter(([, out]) => {
+      const readers = index.consumersOf(out);
+      return readers.length === 0 || index.graphOutputs.has(out) || readers.some((r) => !planned.has(keyOf.get(r)!));
+    });
+    if (deadEnds.length === 0) return plan;
+    for (const [key] of deadEnds) skip.add(key);
+  }
+}
+
+function planOnce(model: ModelProto, index: GraphIndex, options: QuantizeOptions, skip: ReadonlySet<string>): { plan: QuantizationPlan; chainedOutputOf: Map<string, string> } {
   const graph = model.graph!;
-  const index = new GraphIndex(graph);
-  const exclude = new Set(options.exclude ?? []);
+  const exclude = new Set([...(options.exclude ?? []), ...skip]);
   const perChannel = options.perChannel ?? true;
   const minConvReduction = options.minConvReduction ?? 0;
   const smallConvs: string[] = [];
@@ -108,6 +129,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
   const constants: string[] = [];
   const order: string[] = [];
   const outputOf = new Map<string, string>();
+  const chainedOutputOf = new Map<string, string>();
   const add = (t: string) => {
     if (!quantized.has(t)) {
       quantized.add(t);
@@ -176,6 +198,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
         if (c && c.dataType === DataType.FLOAT && !constants.includes(t)) constants.push(t);
       }
       add(quantizedOutput(node));
+      chainedOutputOf.set(key, quantizedOutput(node));
       nodes.push(key);
     } else if (SHARED_PARAM_OPS.has(node.opType)) {
       const out = node.output[0];
@@ -195,7 +218,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
       });
     }
   }
-  return {
+  const plan = {
     tensors: order,
     sharedWith,
     nodes,
@@ -205,6 +228,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
     smallConvs,
     outputOf,
   };
+  return { plan, chainedOutputOf };
 }
 
 /** Tensors whose ranges the calibration must measure (shared ones borrow their source's). */

@@ -1,0 +1,12 @@
+// The FP32 graph that calibration measures and the INT8 graph is built from: ORT's 'basic'
+// pass (constants, BN folding, MatMul+Add → Gemm), then calibd's own exact rewrites that
+// remove rounding points from the INT8 graph. One function, so the calibrator, `eval` and
+// the per-layer analysis all compare against the same graph.
+
+import { foldConvAffine, type ModelProto } from '../onnx/index.js';
+import { optimizeBasic } from '../runtime/index.js';
+
+export async function prepareModel(fp32: ModelProto, source = 'model'): Promise<ModelProto> {
+  const optimized = await optimizeBasic(fp32, source);
+  return foldConvAffine(optimized).model;
+}

@@ -1,0 +1,110 @@
+// Folds per-channel affine ops that follow a Conv (Mul/Div/Add/Sub by a constant) into the
+// Conv's weights and bias. Exports such as PaddlePaddle's write batch norms and learnable
+// affine blocks this way, and ORT's own fusions skip the scalar forms. Left in place, each
+// op sits between the Conv and whatever reads it, so the INT8 graph quantizes the Conv's
+// raw output and then the affine op's output again: two roundings where one will do.
+//
+// Exact in real arithmetic: a Conv is linear in its weights and bias, so scaling an output
+// channel scales that channel's filter and bias, and an added constant adds to the bias.
+
+import { DataType, dimsOf, makeTensor, tensorToNumbers, type TensorProto } from './tensor.js';
+import { GraphIndex, type NodeProto } from './graph.js';
+import { cloneModel, type ModelProto } from './model.js';
+
+type AffineOp = 'Mul' | 'Div' | 'Add' | 'Sub';
+const AFFINE_OPS: ReadonlySet<string> = new Set<AffineOp>(['Mul', 'Div', 'Add', 'Sub']);
+
+export interface FoldResult {
+  model: ModelProto;
+  /** Names of the affine nodes folded away. */
+  folded: string[];
+}
+
+/**
+ * Per-output-channel values of `c` when it broadcasts against a Conv output of rank
+ * `rank` with `channels` channels along axis 1 only (a scalar, or [C,1,…], [1,C,1,…]);
+ * null when it varies along another axis.
+ */
+export function channelValues(c: TensorProto, rank: number, channels: number): Float64Array | null {
+  const dims = dimsOf(c);
+  const values = tensorToNumbers(c);
+  if (values.length === 1) return new Float64Array(channels).fill(values[0]);
+  if (dims.length > rank) return null;
+  const channelAxis = dims.length - rank + 1; // right-aligned broadcasting
+  if (channelAxis < 0) return null;
+  for (let j = 0; j < dims.length; j++) {
+    if (dims[j] !== (j === channelAxis ? channels : 1)) return null;
+  }
+  return values;
+}
+
+/** The affine node reading `conv`'s sole output with a constant, and that constant's values. */
+function foldableFollower(index: GraphIndex, conv: NodeProto): { node: NodeProto; values: Float64Array } | null {
+  const out = conv.output[0];
+  const users = index.consumersOf(out);
+  if (users.length !== 1 || index.graphOutputs.has(out)) return null;
+  const node = users[0];
+  if (!AFFINE_OPS.has(node.opType) || node.input.length !== 2 || node.domain !== '') return null;
+  const k = node.input.indexOf(out);
+  const other = node.input[1 - k];
+  // Sub and Div fold only as x − c and x / c, not c − x or c / x.
+  if (k !== 0 && (node.opType === 'Sub' || node.opType === 'Div')) return null;
+  const c = index.initializers.get(other);
+  const w = index.initializers.get(conv.input[1]);
+  if (!c || !w || c.dataType !== DataType.FLOAT || w.dataType !== DataType.FLOAT) return null;
+  const values = channelValues(c, w.dims.length, Number(w.dims[0]));
+  if (!values) return null;
+  if ((node.opType === 'Div' && values.some((v) => v === 0)) || values.some((v) => !Number.isFinite(v))) return null;
+  return { node, values };
+}
+
+/** New weights and bias of `conv` with `op` by `values` folded in. */
+function foldInto(w: TensorProto, bias: Float64Array, op: AffineOp, values: Float64Array): { weights: Float64Array; bias: Float64Array } {
+  const weights = tensorToNumbers(w);
+  const perChannel = weights.length / values.length;
+  const scale = op === 'Mul' ? values : op === 'Div' ? values.map((v) => 1 / v) : null;
+  if (scale) {
+    for (let c = 0; c < values.length; c++) {
+      for (let i = c * perChannel; i < (c + 1) * perChannel; i++) weights[i] *= scale[c];
+    }
+    return { weights, bias: bias.map((b, c) => b * scale[c]) };
+  }
+  const sign = op === 'Add' ? 1 : -1;
+  return { weights, bias: bias.map((b, c) => b + sign * values[c]) };
+}
+
+/** Folds every Conv → affine-by-constant chain; returns a new model and what was folded. */
+export function foldConvAffine(model: ModelProto): FoldResult {
+  const out = cloneModel(model);
+  const graph = out.graph!;
+  const folded: string[] = [];
+  let serial = 0;
+  for (let changed = true; changed; ) {
+    changed = false;
+    const index = new GraphIndex(graph);
+    for (const conv of graph.node) {
+      if (conv.opType !== 'Conv' || conv.domain !== '') continue;
+      const follower = foldableFollower(index, conv);
+      if (!follower) continue;
+      const w = index.initializers.get(conv.input[1])!;
+      const channels = Number(w.dims[0]);
+      const b = conv.input[2] ? index.initializers.get(conv.input[2]) : undefined;
+      if (conv.input[2] && !b) continue; // a bias computed at run time
+      const bias = b ? tensorToNumbers(b) : new Float64Array(channels);
+      const next = foldInto(w, bias, follower.node.opType as AffineOp, follower.values);
+      const tag = `__folded${serial++}`;
+      graph.initializer.push(makeTensor(`${w.name}${tag}`, DataType.FLOAT, dimsOf(w), next.weights));
+      graph.initializer.push(makeTensor(`${conv.name || w.name}__bias${tag}`, DataType.FLOAT, [channels], next.bias));
+      conv.input = [conv.input[0], `${w.name}${tag}`, `${conv.name || w.name}__bias${tag}`];
+      conv.output = [follower.node.output[0]];
+      graph.node = graph.node.filter((n) => n !== follower.node);
+      folded.push(follower.node.name || follower.node.opType);
+      changed = true;
+      break; // the index is stale now
+    }
+  }
+  const used = new Set(graph.node.flatMap((n) => n.input));
+  graph.initializer = graph.initializer.filter((t) => used.has(t.name));
+  graph.input = graph.input.filter((v) => used.has(v.name) || !model.graph!.initializer.some((t) => t.name === v.name));
+  return { model: out, folded };
+}

@@ -1,0 +1,103 @@
+// Where a tensor's readers stop caring about its value. HardSwish is 0 for every x ≤ −3,
+// HardSigmoid is flat outside [−β/α, (1−β)/α], Relu flat below 0, Clip outside its bounds.
+// When every reader of a quantized tensor is such an op, values beyond that interval
+// reach the rest of the network exactly as the bound itself would, so the INT8 range only
+// needs to cover the interval: the levels a wide negative tail would take go to the values
+// that matter. Pre-activation outputs of PP-LCNet/MobileNetV3 convs reach −180 while
+// HardSwish only distinguishes values above −3, so this halves their quantization step.
+
+import { GraphIndex, attrFloat, constantValues, type NodeProto } from '../onnx/index.js';
+import type { Range } from './params.js';
+
+const UNBOUNDED: Range = { min: -Infinity, max: Infinity };
+
+/** The interval outside which `node` reads `tensor` as if it were the nearest bound; null if none. */
+function readerInterval(index: GraphIndex, node: NodeProto, tensor: string): Range | null {
+  switch (node.opType) {
+    case 'Relu':
+      return { min: 0, max: Infinity };
+    case 'HardSwish':
+      return { min: -3, max: Infinity };
+    case 'HardSigmoid': {
+      const alpha = attrFloat(node, 'alpha', 0.2);
+      const beta = attrFloat(node, 'beta', 0.5);
+      if (!(alpha > 0)) return null;
+      return { min: -beta / alpha, max: (1 - beta) / alpha };
+    }
+    case 'Clip':
+      return clipBounds(index, node);
+    case 'Add':
+    case 'Mul':
+      return hardSwishHalf(index, node, tensor);
+    default:
+      return null;
+  }
+}
+
+function clipBounds(index: GraphIndex, node: NodeProto): Range | null {
+  // Opset < 11 keeps the bounds in attributes, later opsets in optional inputs.
+  const fromInput = (k: number, fallback: number): number | null => {
+    if (!node.input[k]) return fallback;
+    const v = constantValues(index, node.input[k]);
+    return v && v.length === 1 ? v[0] : null;
+  };
+  const hasAttrs = node.attribute.some((a) => a.name === 'min' || a.name === 'max');
+  const min = hasAttrs ? attrFloat(node, 'min', -Infinity) : fromInput(1, -Infinity);
+  const max = hasAttrs ? attrFloat(node, 'max', Infinity) : fromInput(2, Infinity);
+  return min === null || max === null ? null : { min, max };
+}
+
+/**
+ * x·Clip(x + k, 0, m)/m written out as ops (PaddlePaddle's and others' HardSwish export):
+ * x feeds Add(x, k) → Clip(0, m) and the Mul with that Clip. Both readers ignore x below −k,
+ * where the Clip is 0 and so is the product.
+ */
+function hardSwishHalf(index: GraphIndex, node: NodeProto, x: string): Range | null {
+  const add = node.opType === 'Add' ? node : index.consumersOf(x).find((n) => n.opType === 'Add');
+  const mul = node.opType === 'Mul' ? node : index.consumersOf(x).find((n) => n.opType === 'Mul');
+  if (!add || !mul || add.input.length !== 2 || mul.input.length !== 2) return null;
+  const k = constantValues(index, add.input[add.input[0] === x ? 1 : 0]);
+  if (!k || k.length !== 1 || !(k[0] > 0)) return null;
+  const clips = index.consumersOf(add.output[0]);
+  if (clips.length !== 1 || clips[0].opType !== 'Clip') return null;
+  const bounds = clipBounds(index, clips[0]);
+  if (!bounds || bounds.min !== 0) return null;
+  const other = mul.input[mul.input[0] === x ? 1 : 0];
+  if (other !== clips[0].output[0]) return null;
+  return { min: -k[0], max: Infinity };
+}
+
+/**
+ * The interval every reader of `tensor` saturates outside, or null when some reader uses
+ * every value (or the tensor is a graph output, which the user reads whole).
+ */
+export function saturationInterval(index: GraphIndex, tensor: string): Range | null {
+  if (index.graphOutputs.has(tensor)) return null;
+  const readers = index.consumersOf(tensor);
+  if (readers.length === 0) return null;
+  let union: Range | null = null;
+  for (const node of readers) {
+    const r = readerInterval(index, node, tensor);
+    if (!r) return null;
+    union = union ? { min: Math.min(union.min, r.min), max: Math.max(union.max, r.max) } : r;
+  }
+  if (!union || (union.min === UNBOUNDED.min && union.max === UNBOUNDED.max)) return null;
+  return union;
+}
+
+/** Saturation intervals of those of `tensors` that have one. */
+export function saturationIntervals(index: GraphIndex, tensors: Iterable<string>): Map<string, Range> {
+  const out = new Map<string, Range>();
+  for (const t of tensors) {
+    const r = saturationInterval(index, t);
+    if (r) out.set(t, r);
+  }
+  return out;
+}
+
+/** `range` narrowed to `interval` (never empty: a range wholly outside collapses onto the bound). */
+export function clampRange(range: Range, interval: Range): Range {
+  const min = Math.min(Math.max(range.min, interval.min), interval.max);
+  const max = Math.max(Math.min(range.max, interval.max), interval.min);
+  return { min, max };
+}
