@@ -148,6 +148,8 @@ export class CalibrationAgent extends EventEmitter {
       method: this.method,
       perChannel: this.config.recalibration.perChannel,
       biasCorrection: this.config.recalibration.biasCorrection,
+      equalization: this.config.recalibration.equalization,
+      maxMemoryMB: this.config.recalibration.maxMemoryMB,
       forgetting: this.config.recalibration.forgetting,
       threads: 1,
       inputRange: this.config.inputRange,

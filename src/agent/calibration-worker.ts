@@ -38,7 +38,14 @@ async function newCalibrator(m: CalibrationMethod): Promise<Calibrator> {
   method = m;
   // Data-free is a bootstrap, not a statistic: live samples use the percentile method.
   const live: CalibrationMethod = m === 'datafree' ? 'percentile' : m;
-  return Calibrator.create(need(fp32, 'init'), { method: live, perChannel: i.perChannel, biasCorrection: i.biasCorrection, threads: i.threads });
+  return Calibrator.create(need(fp32, 'init'), {
+    method: live,
+    perChannel: i.perChannel,
+    biasCorrection: i.biasCorrection,
+    equalization: i.equalization,
+    ...(i.maxMemoryMB ? { maxMemoryMB: i.maxMemoryMB } : {}),
+    threads: i.threads,
+  });
 }
 
 const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Requests[T]['res']> } = {

@@ -3,7 +3,7 @@
 import type { CalibrationMethod, SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 import type { Figures } from './gate.js';
-import type { BiasCorrection } from '../quant/index.js';
+import type { BiasCorrection, Equalization } from '../quant/index.js';
 
 export interface WireTensor {
   shape: number[];
@@ -16,6 +16,9 @@ export interface WorkerInit {
   method: CalibrationMethod;
   perChannel: boolean;
   biasCorrection: BiasCorrection;
+  equalization: Equalization;
+  /** Activation memory budget, MB (null: the default share of RAM). */
+  maxMemoryMB: number | null;
   /** Weight kept by old statistics per learned sample. */
   forgetting: number;
   threads: number;

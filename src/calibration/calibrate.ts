@@ -19,7 +19,8 @@ import { batchNormRanges, probeSource, type DataFreeOptions } from './datafree.j
 import { ChannelMeanObserver, biasCorrectedInputs, channelMeanOutput, withChannelMeans } from './channel-means.js';
 import { empiricalBiasDeltas } from './bias-correction.js';
 import { convInputRanks, measureChannelRanges } from './channel-ranges.js';
-import { dropNonFinite, toFeeds, type Batch, type SampleSource } from './samples.js';
+import { dropNonFinite, sliceSource, toFeeds, type Batch, type SampleSource } from './samples.js';
+import { COPIES_PER_FETCH, batchSizeFor, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
 import type { SelectionInput } from './selection.js';
 
 export type CalibrationMethod = RangeMethod | 'datafree';
@@ -27,8 +28,13 @@ export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'per
 
 export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, DataFreeOptions {
   method: CalibrationMethod;
-  /** Samples per tap run (default 32). */
+  /** Most samples per tap run (default 32); fewer when the memory budget says so. */
   batchSize?: number;
+  /**
+   * Activation memory calibration may hold at once, MB (default: an eighth of RAM, at most
+   * 512). Batches shrink to fit it, and a sample over it is tapped in tensor groups.
+   */
+  maxMemoryMB?: number;
   /** ORT intra-op threads for the tap (default 1). */
   threads?: number;
   /**
@@ -89,6 +95,11 @@ export class Calibrator {
   /** Intervals outside which a tensor's readers saturate (quant/saturation.ts). */
   private readonly bounds: Map<string, Range>;
   private clampBuffer = new Float32Array(0);
+  /** Bytes one sample of each measured tensor takes, once the first sample has been seen. */
+  private tensorBytes: Map<string, number> | null = null;
+  private pendingBytes: Map<string, number> | null = null;
+  /** Input elements of the sample the sizes were learnt from. */
+  private probeInput: number | null = null;
 
   private constructor(
     readonly source: ModelProto,
@@ -165,11 +176,63 @@ export class Calibrator {
     const { batch: clean, dropped } = dropNonFinite(batch);
     this.rejected += dropped;
     if (!clean) return null;
-    const { tensors, outputs } = await this.tap.run(toFeeds(clean));
+    const feeds = toFeeds(clean);
     const count = clean[Object.keys(clean)[0]].dims[0];
-    for (const [t, observer] of this.means) observer.update(tensors.get(channelMeanOutput(t))!, count);
+    // Activations grow with the input (pages of different sizes): scale the learnt sizes.
+    const inputPerSample = Object.values(clean).reduce((a, t) => a + t.data.length, 0) / count;
+    this.probeInput ??= inputPerSample;
+    let outputs: Map<string, ort.Tensor> | undefined;
+    for (const group of this.tapGroups(count * (inputPerSample / this.probeInput))) {
+      // The first run of a batch also fetches the small extra outputs (channel means).
+      const only = group && !outputs ? [...group, ...this.meanInputs.map(channelMeanOutput)] : group;
+      const run = await this.tap.run(feeds, only ?? undefined);
+      if (!outputs) for (const [t, observer] of this.means) observer.update(run.tensors.get(channelMeanOutput(t))!, count);
+      outputs ??= run.outputs;
+      this.learn(run.tensors, group ?? this.measured, count);
+    }
+    this.observed += count;
+    if (!this.extremesOnly) return outputs!;
+    // The model's own outputs only, not the extremes added to the tap.
+    return new Map(this.prepared.graph!.output.map((o) => [o.name, outputs!.get(o.name)!]));
+  }
+
+  /**
+   * The tensors to fetch per tap run for `count` samples' worth of the first sample's
+   * activations (null: everything in one run).
+   * The first sample is fetched in fixed groups to learn each tensor's size; afterwards
+   * groups are packed to the memory budget, and are one group whenever the batch fits.
+   */
+  private tapGroups(count: number): (string[] | null)[] {
+    if (this.extremesOnly) return [null];
+    if (!this.tensorBytes) return probeGroups(this.measured);
+    const budget = this.memoryBudgetBytes();
+    const scaled = new Map([...this.tensorBytes].map(([t, b]) => [t, b * count]));
+    const groups = tensorGroups(scaled, budget);
+    return groups.length === 1 ? [null] : groups;
+  }
+
+  private memoryBudgetBytes(): number {
+    return (this.options.maxMemoryMB ?? defaultMemoryBudgetMB()) * 2 ** 20;
+  }
+
+  /** Tap runs one sample takes: more than 1 when its activations alone exceed the budget. */
+  get runsPerSample(): number {
+    return this.tapGroups(1).length;
+  }
+
+  /** Samples per tap run that keep one batch's activations inside the memory budget. */
+  get batchSize(): number {
+    const cap = this.options.batchSize ?? 32;
+    if (this.extremesOnly) return cap;
+    if (!this.tensorBytes) return 1;
+    const perSample = [...this.tensorBytes.values()].reduce((a, b) => a + b, 0);
+    return batchSizeFor(perSample, this.memoryBudgetBytes(), cap);
+  }
+
+  /** Feeds one run's tensors to the collectors (and learns their sizes on the first). */
+  private learn(tensors: Map<string, Float32Array>, names: readonly string[], count: number): void {
     if (this.extremesOnly) {
-      for (const name of this.measured) {
+      for (const name of names) {
         const [lo, hi, size] = extremeOutputs(name).map((o) => tensors.get(o)![0] as number | bigint);
         // Inputs are finite; an activation that overflowed to ±Infinity (or NaN) leaves no
         // usable extremes for this batch, so the batch does not count for that tensor.
@@ -177,13 +240,22 @@ export class Calibrator {
         const r = this.bounds.has(name) ? clampRange({ min: Number(lo), max: Number(hi) }, this.bounds.get(name)!) : { min: Number(lo), max: Number(hi) };
         this.collectors.updateExtremes(name, r.min, r.max, Number(size));
       }
-    } else {
-      for (const name of this.measured) this.collectors.update(name, this.clamped(name, tensors.get(name)!));
+      return;
     }
-    this.observed += count;
-    if (!this.extremesOnly) return outputs;
-    // The model's own outputs only, not the extremes added to the tap.
-    return new Map(this.prepared.graph!.output.map((o) => [o.name, outputs.get(o.name)!]));
+    const sizes = this.pendingBytes ?? new Map<string, number>();
+    for (const name of names) {
+      const data = tensors.get(name)!;
+      if (!this.tensorBytes) sizes.set(name, (COPIES_PER_FETCH * data.byteLength) / count);
+      this.collectors.update(name, this.clamped(name, data));
+    }
+    if (!this.tensorBytes) {
+      this.pendingBytes = sizes;
+      if (sizes.size === this.measured.length) {
+        // In graph order, so groups follow the network.
+        this.tensorBytes = new Map(this.measured.map((t) => [t, sizes.get(t)!]));
+        this.pendingBytes = null;
+      }
+    }
   }
 
   /** Runs the FP32 tap without learning (held-out samples): returns the FP32 outputs. */
@@ -193,9 +265,16 @@ export class Calibrator {
     return (await this.tap.run(toFeeds(clean))).outputs;
   }
 
+  /** Observes every sample; after the first, batches are sized to the memory budget. */
   async observeAll(source: SampleSource, onProgress?: (done: number, total: number) => void): Promise<void> {
     let done = 0;
-    for await (const batch of source.batches(this.options.batchSize ?? 32)) {
+    let rest = source;
+    if (this.batchSize === 1 && source.count > 1) {
+      for await (const batch of sliceSource(source, 0, 1).batches(1)) await this.observe(batch);
+      onProgress?.((done = 1), source.count);
+      rest = sliceSource(source, 1, source.count);
+    }
+    for await (const batch of rest.batches(this.batchSize)) {
       await this.observe(batch);
       done += batch[Object.keys(batch)[0]].dims[0];
       onProgress?.(done, source.count);

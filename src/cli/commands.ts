@@ -32,6 +32,7 @@ interface CalibrateArgs {
   bins?: number;
   inputRange?: string;
   batchSize?: number;
+  maxMemory?: number;
   threads?: number;
   out: string;
   auto?: boolean;
@@ -65,6 +66,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     bins: a.bins,
     inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
     batchSize: a.batchSize,
+    maxMemoryMB: a.maxMemory,
     threads: a.threads,
     onProgress: (done) => bar?.update(done),
   };

@@ -4,7 +4,7 @@
 
 import { readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { DataError, readNpy } from '../common/index.js';
+import { DataError, readNpy, readNpyHeader, readNpyRows, type NpyHeader } from '../common/index.js';
 import type { Batch, SampleSource } from '../calibration/index.js';
 import { GraphIndex, type ModelProto } from '../onnx/index.js';
 
@@ -43,48 +43,69 @@ function listNpy(path: string): string[] {
   return files;
 }
 
-/** Reads one file and checks dtype, shape and values; returns [N, ...sample] data. */
-function loadChecked(file: string, spec: InputSpec): { data: Float32Array; dims: number[] } {
-  const arr = readNpy(file);
-  if (arr.dtype !== 'float32') {
-    throw new DataError(`${file} holds ${arr.dtype}, input '${spec.name}' needs float32`, {
+/** A checked sample file: its header and per-file shape [N, ...sample]. */
+interface CheckedFile {
+  file: string;
+  header: NpyHeader;
+  dims: number[];
+}
+
+/** Rows checked for finite values per read, so a large file is checked in bounded memory. */
+const CHECK_WINDOW_BYTES = 16 * 2 ** 20;
+
+/** Checks one file's dtype, shape and values, reading it in windows. */
+function checkFile(file: string, spec: InputSpec): CheckedFile {
+  const header = readNpyHeader(file);
+  if (header.dtype !== 'float32') {
+    throw new DataError(`${file} holds ${header.dtype}, input '${spec.name}' needs float32`, {
       value: file,
       hint: 'convert it, e.g. np.save(path, a.astype(np.float32))',
     });
   }
   const rank = spec.sampleDims.length;
+  const shape = header.shape;
   let dims: number[];
-  if (arr.shape.length === rank) dims = [1, ...arr.shape];
-  else if (arr.shape.length === rank + 1) dims = arr.shape;
+  if (shape.length === rank) dims = [1, ...shape];
+  else if (shape.length === rank + 1) dims = shape;
   else {
-    throw new DataError(`${file} has shape [${arr.shape.join(',')}], input '${spec.name}' takes [N,${spec.sampleDims.join(',')}]`, {
+    throw new DataError(`${file} has shape [${shape.join(',')}], input '${spec.name}' takes [N,${spec.sampleDims.join(',')}]`, {
       value: file,
       hint: 'save one sample per file, or a batch along axis 0',
     });
   }
   spec.sampleDims.forEach((d, i) => {
     if (d !== -1 && dims[i + 1] !== d) {
-      throw new DataError(`${file} has shape [${arr.shape.join(',')}], input '${spec.name}' takes [N,${spec.sampleDims.join(',')}]`, {
+      throw new DataError(`${file} has shape [${shape.join(',')}], input '${spec.name}' takes [N,${spec.sampleDims.join(',')}]`, {
         value: file,
         hint: 'resize or reshape the samples to the model input',
       });
     }
   });
-  const data = arr.data as Float32Array;
-  for (let i = 0; i < data.length; i++) {
-    if (!Number.isFinite(data[i])) {
-      throw new DataError(`${file} holds a non-finite value (${data[i]}) at flat index ${i}`, {
-        value: file,
-        hint: 'remove or fix samples with NaN or Infinity',
-      });
+  const checked = { file, header: { ...header, shape: dims }, dims };
+  const per = dims.slice(1).reduce((a, b) => a * b, 1);
+  const window = Math.max(1, Math.floor(CHECK_WINDOW_BYTES / (4 * per)));
+  for (let row = 0; row < dims[0]; row += window) {
+    const n = Math.min(window, dims[0] - row);
+    const data = readRows(checked, row, n);
+    for (let i = 0; i < data.length; i++) {
+      if (!Number.isFinite(data[i])) {
+        throw new DataError(`${file} holds a non-finite value (${data[i]}) at flat index ${row * per + i}`, {
+          value: file,
+          hint: 'remove or fix samples with NaN or Infinity',
+        });
+      }
     }
   }
-  return { data, dims };
+  return checked;
+}
+
+function readRows(f: CheckedFile, start: number, n: number): Float32Array {
+  return readNpyRows(f.file, f.header, start, n) as Float32Array;
 }
 
 /**
- * `specs`: 'DIR' (the model's sole input) or 'NAME=DIR' per input. Every file is read
- * and checked up front, then streamed again during the run.
+ * `specs`: 'DIR' (the model's sole input) or 'NAME=DIR' per input. Every file is checked
+ * up front (in windows), then streamed again a batch at a time during the run.
  */
 export function npySource(model: ModelProto, specs: string[], limit = Infinity): SampleSource {
   const inputs = modelInputs(model);
@@ -113,11 +134,11 @@ export function npySource(model: ModelProto, specs: string[], limit = Infinity):
     }
   }
   // Check every file now, so a bad one fails before any work is done.
-  const counts = new Map<string, number[]>();
+  const checked = new Map<string, CheckedFile[]>();
   for (const input of inputs) {
-    counts.set(input.name, byName.get(input.name)!.map((f) => loadChecked(f, input).dims[0]));
+    checked.set(input.name, byName.get(input.name)!.map((f) => checkFile(f, input)));
   }
-  const totals = inputs.map((i) => counts.get(i.name)!.reduce((a, b) => a + b, 0));
+  const totals = inputs.map((i) => checked.get(i.name)!.reduce((a, f) => a + f.dims[0], 0));
   if (new Set(totals).size > 1) {
     throw new DataError(`inputs have different sample counts (${inputs.map((i, k) => `${i.name}: ${totals[k]}`).join(', ')})`, {
       hint: 'give every input the same number of samples',
@@ -127,8 +148,9 @@ export function npySource(model: ModelProto, specs: string[], limit = Infinity):
   return {
     count,
     async *batches(batchSize: number) {
-      // Per input, a cursor over its files; batches are cut across file boundaries.
-      const cursors = inputs.map((input) => ({ input, files: byName.get(input.name)!, file: 0, buf: null as null | { data: Float32Array; dims: number[] }, pos: 0 }));
+      // Per input, a cursor over its files; batches are cut across file boundaries and
+      // only the rows a batch needs are read.
+      const cursors = inputs.map((input) => ({ input, files: checked.get(input.name)!, file: 0, pos: 0 }));
       let produced = 0;
       while (produced < count) {
         const n = Math.min(batchSize, count - produced);
@@ -138,14 +160,14 @@ export function npySource(model: ModelProto, specs: string[], limit = Infinity):
           let dims: number[] = [];
           let got = 0;
           while (got < n) {
-            if (!c.buf || c.pos >= c.buf.dims[0]) {
-              c.buf = loadChecked(c.files[c.file++], c.input);
+            if (c.pos >= c.files[c.file].dims[0]) {
+              c.file++;
               c.pos = 0;
             }
-            const per = c.buf.dims.slice(1).reduce((a, b) => a * b, 1);
-            const take = Math.min(n - got, c.buf.dims[0] - c.pos);
-            chunks.push(c.buf.data.subarray(c.pos * per, (c.pos + take) * per));
-            dims = c.buf.dims.slice(1);
+            const f = c.files[c.file];
+            const take = Math.min(n - got, f.dims[0] - c.pos);
+            chunks.push(readRows(f, c.pos, take));
+            dims = f.dims.slice(1);
             c.pos += take;
             got += take;
           }

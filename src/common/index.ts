@@ -1,5 +1,8 @@
 export { CalibdError, ModelError, DataError, OptionError, errorMessage } from './errors.js';
 export { writeFileAtomic } from './atomic-file.js';
 export { calibdVersion } from './version.js';
-export { readNpy, parseNpy, writeNpy, encodeNpy, type NpyArray, type NpyData, type NpyDtype, type EncodeNpyOptions } from './npy.js';
+export {
+  readNpy, parseNpy, writeNpy, encodeNpy, parseNpyHeader, readNpyHeader, readNpyRows,
+  type NpyArray, type NpyData, type NpyDtype, type NpyHeader, type EncodeNpyOptions,
+} from './npy.js';
 export { mulberry32 } from './random.js';

@@ -3,7 +3,7 @@
 // 4-byte one), a Python dict literal giving dtype, memory order and shape, then the raw
 // little-endian data. Only C-order, little-endian numeric arrays are handled.
 
-import { readFileSync } from 'node:fs';
+import { closeSync, fstatSync, openSync, readFileSync, readSync } from 'node:fs';
 import { endianness } from 'node:os';
 import { writeFileAtomic } from './atomic-file.js';
 import { DataError } from './errors.js';
@@ -67,6 +67,33 @@ export function readNpy(path: string): NpyArray {
 }
 
 export function parseNpy(bytes: Uint8Array, source = '<bytes>'): NpyArray {
+  const h = parseNpyHeader(bytes, source, bytes.length);
+  const need = h.count * DTYPES[h.dtype].size;
+  // Copy into a fresh buffer: the data offset need not be aligned for a typed-array view.
+  // (Not bytes.slice(): on a Node Buffer that is a view into the shared pool, not a copy.)
+  const copy = new Uint8Array(need);
+  copy.set(bytes.subarray(h.dataStart, h.dataStart + need));
+  return { dtype: h.dtype, shape: h.shape, data: toArray(h.dtype, copy, h.count) };
+}
+
+function toArray(dtype: NpyDtype, copy: Uint8Array, count: number): NpyData {
+  const size = DTYPES[dtype].size;
+  if (!HOST_LE && size > 1) swapBytes(copy, size);
+  return makeArray(dtype, copy.buffer as ArrayBuffer, count);
+}
+
+/** What an .npy header says, checked against the file's size. */
+export interface NpyHeader {
+  dtype: NpyDtype;
+  shape: number[];
+  /** Elements in the array. */
+  count: number;
+  /** Byte offset of the data. */
+  dataStart: number;
+}
+
+/** Parses the header at the start of `bytes` (the whole file or its first bytes). */
+export function parseNpyHeader(bytes: Uint8Array, source: string, fileSize: number): NpyHeader {
   const fail = (what: string, hint: string): DataError => new DataError(`${source}: ${what}`, { hint, value: source });
   const resave = 'save it with numpy.save() (C order, little-endian)';
 
@@ -118,7 +145,7 @@ export function parseNpy(bytes: Uint8Array, source = '<bytes>'): NpyArray {
   const count = shape.reduce((a, b) => a * b, 1);
   if (!Number.isSafeInteger(count * info.size)) throw fail(`shape (${shape.join(', ')}) is too large`, 'split the array into smaller files');
   const need = count * info.size;
-  const have = bytes.length - dataStart;
+  const have = fileSize - dataStart;
   if (have < need) {
     throw fail(`truncated data: shape (${shape.join(', ')}) of ${info.dtype} needs ${need} bytes, file has ${have}`, 'the file is incomplete; write it again');
   }
@@ -126,12 +153,52 @@ export function parseNpy(bytes: Uint8Array, source = '<bytes>'): NpyArray {
     throw fail(`${have - need} bytes after the data that shape (${shape.join(', ')}) describes`, `the header and data disagree; ${resave}`);
   }
 
-  // Copy into a fresh buffer: the data offset need not be aligned for a typed-array view.
-  // (Not bytes.slice(): on a Node Buffer that is a view into the shared pool, not a copy.)
-  const copy = new Uint8Array(need);
-  copy.set(bytes.subarray(dataStart, dataStart + need));
-  if (!HOST_LE && info.size > 1) swapBytes(copy, info.size);
-  return { dtype: info.dtype, shape, data: makeArray(info.dtype, copy.buffer, count) };
+  return { dtype: info.dtype, shape, count, dataStart };
+}
+
+/** Largest .npy header read when only rows are wanted (headers are padded to 64 bytes; numpy writes under 4 KiB). */
+const MAX_HEADER = 1 << 16;
+
+/** The header of an .npy file, without reading its data. */
+export function readNpyHeader(path: string): NpyHeader {
+  return withFile(path, (fd, size) => {
+    const head = new Uint8Array(Math.min(size, MAX_HEADER));
+    readSync(fd, head, 0, head.length, 0);
+    return parseNpyHeader(head, path, size);
+  });
+}
+
+/**
+ * Rows [start, start + n) along axis 0 of an .npy file, read without loading the rest,
+ * so a file of many samples streams in constant memory.
+ */
+export function readNpyRows(path: string, header: NpyHeader, start: number, n: number): NpyData {
+  const rowElements = header.shape.slice(1).reduce((a, b) => a * b, 1);
+  const size = DTYPES[header.dtype].size;
+  const bytes = new Uint8Array(n * rowElements * size);
+  withFile(path, (fd) => {
+    let done = 0;
+    while (done < bytes.length) {
+      const got = readSync(fd, bytes, done, bytes.length - done, header.dataStart + start * rowElements * size + done);
+      if (got === 0) throw new DataError(`${path}: file ended while reading rows ${start}..${start + n}`, { value: path, hint: 'the file changed or is incomplete; write it again' });
+      done += got;
+    }
+  });
+  return toArray(header.dtype, bytes, n * rowElements);
+}
+
+function withFile<T>(path: string, f: (fd: number, size: number) => T): T {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch (err) {
+    throw new DataError(`cannot read .npy file '${path}'`, { hint: 'check that the path exists and is readable', value: path, cause: err });
+  }
+  try {
+    return f(fd, fstatSync(fd).size);
+  } finally {
+    closeSync(fd);
+  }
 }
 
 function makeArray(dtype: NpyDtype, buf: ArrayBuffer, count: number): NpyData {

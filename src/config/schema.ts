@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { cronProblem } from './cron.js';
 import { parseMetric } from '../calibration/metrics.js';
 import { BIAS_CORRECTIONS } from '../quant/bias-correction.js';
+import { EQUALIZATIONS } from '../quant/equalize.js';
 
 const MiB = 1024 * 1024;
 
@@ -59,6 +60,15 @@ export const recalibrationSchema = z.strictObject({
       message: "is not available in the daemon: 'empirical' needs a pass over samples per layer at build time; use none or analytical here, or `calibd calibrate --bias-correction empirical` offline",
     })
     .default('none'),
+  /** Cross-layer equalization; 'activations' measures channel ranges first, so it is offline only. */
+  equalization: z
+    .enum(EQUALIZATIONS)
+    .refine((e) => e !== 'activations', {
+      message: "is not available in the daemon: 'activations' measures channel ranges on samples before calibrating; use none or weights here, or `calibd calibrate --equalize activations` offline",
+    })
+    .default('none'),
+  /** Activation memory a calibration may hold at once, MB; null: an eighth of RAM, at most 512. */
+  maxMemoryMB: z.int().min(16).nullable().default(null),
   minSamples: z.int().min(1).default(100),
   validationSlice: z.int().min(1).default(200),
   gateMargin: z.number().min(0).max(100).default(0),

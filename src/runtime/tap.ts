@@ -29,11 +29,17 @@ export class ActivationTap {
     return this.session.inputNames;
   }
 
-  /** Runs one batch; returns the tapped tensors and the model's own outputs. */
-  async run(feeds: Feeds): Promise<{ tensors: Map<string, Float32Array>; outputs: Map<string, ort.Tensor> }> {
-    const result = await this.session.run(feeds);
+  /**
+   * Runs one batch; returns the tapped tensors (all, or only those in `only`, so ORT copies
+   * out no more than that) and the model's own outputs.
+   */
+  async run(feeds: Feeds, only?: readonly string[]): Promise<{ tensors: Map<string, Float32Array>; outputs: Map<string, ort.Tensor> }> {
+    const wanted = only ?? this.tensors;
+    const result = only
+      ? await this.session.run(feeds, [...new Set([...this.outputs, ...only.filter((t) => !(t in feeds))])])
+      : await this.session.run(feeds);
     const tensors = new Map<string, Float32Array>();
-    for (const t of this.tensors) tensors.set(t, (result[t] ?? feeds[t]).data as Float32Array);
+    for (const t of wanted) tensors.set(t, (result[t] ?? feeds[t]).data as Float32Array);
     const outputs = new Map<string, ort.Tensor>();
     for (const o of this.outputs) outputs.set(o, result[o]);
     return { tensors, outputs };

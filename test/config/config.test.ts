@@ -42,7 +42,7 @@ describe('defaults', () => {
     expect(c.threads).toBe(1);
     expect(c.sampling).toEqual({ oneIn: 10, maxRows: 5000, maxBytes: 256 * 1024 * 1024, maxAgeHours: 168 });
     expect(c.recalibration).toEqual({
-      everyInferences: 2000, cron: null, method: 'mse', perChannel: true, biasCorrection: 'none', minSamples: 100,
+      everyInferences: 2000, cron: null, method: 'mse', perChannel: true, biasCorrection: 'none', equalization: 'none', maxMemoryMB: null, minSamples: 100,
       validationSlice: 200, gateMargin: 0, driftThreshold: 0.2, forgetting: 0.98, auto: false,
     });
     expect(c.validation).toEqual({ metric: null, floor: null });
@@ -60,6 +60,8 @@ describe('defaults', () => {
   it('refuses a bad validation metric and the daemon-less bias correction, each with a reason', () => {
     expect(() => loadConfig({ overrides: { validation: { metric: 'mask-iou:2' } } })).toThrow(/validation\.metric.*mask-iou/);
     expect(() => loadConfig({ overrides: { recalibration: { biasCorrection: 'empirical' } } })).toThrow(/not available in the daemon/);
+    expect(() => loadConfig({ overrides: { recalibration: { equalization: 'activations' } } })).toThrow(/not available in the daemon/);
+    expect(() => loadConfig({ overrides: { recalibration: { maxMemoryMB: 4 } } })).toThrow(/maxMemoryMB/);
     expect(loadConfig({ overrides: { validation: { metric: 'mask-iou:0.3' } } }).validation.metric).toBe('mask-iou:0.3');
   });
 

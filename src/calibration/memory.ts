@@ -1,0 +1,58 @@
+// How much activation memory calibration may hold at once, and how to stay inside it: a
+// pure policy. The tap copies every measured activation of a batch out of ONNX Runtime, so
+// on a real detector one 640×640 page is a few hundred MB and a batch of 32 is gigabytes.
+// Batches are sized from the bytes one sample costs; when even one sample is over the
+// budget, the tensors are fetched in groups over several runs of the same batch.
+
+import { totalmem } from 'node:os';
+
+/** Never more than this for activations by default, whatever the device has. */
+export const MAX_DEFAULT_ACTIVATION_MB = 512;
+/** Tensors fetched per run while their sizes are still unknown (the first sample). */
+export const PROBE_GROUP = 16;
+
+const MB = 2 ** 20;
+/**
+ * Each fetched activation exists twice while it is counted: in ORT's output buffer and in
+ * the copy handed to JavaScript. Sizes are charged that many times against the budget.
+ */
+export const COPIES_PER_FETCH = 2;
+
+/** An eighth of the device's RAM, at most 512 MB (e.g. 256 MB on a 2 GB Raspberry Pi). */
+export function defaultMemoryBudgetMB(totalBytes = totalmem()): number {
+  return Math.max(16, Math.min(MAX_DEFAULT_ACTIVATION_MB, Math.floor(totalBytes / MB / 8)));
+}
+
+/** Samples per tap run: as many as fit the budget, at least 1, at most `cap`. */
+export function batchSizeFor(bytesPerSample: number, budgetBytes: number, cap: number): number {
+  if (!(bytesPerSample > 0)) return cap;
+  return Math.max(1, Math.min(cap, Math.floor(budgetBytes / bytesPerSample)));
+}
+
+/**
+ * Tensors packed in graph order into groups whose bytes stay within the budget (a tensor
+ * larger than the budget alone gets a group of its own); one group when all fit.
+ */
+export function tensorGroups(bytes: ReadonlyMap<string, number>, budgetBytes: number): string[][] {
+  const groups: string[][] = [];
+  let current: string[] = [];
+  let used = 0;
+  for (const [t, b] of bytes) {
+    if (current.length > 0 && used + b > budgetBytes) {
+      groups.push(current);
+      current = [];
+      used = 0;
+    }
+    current.push(t);
+    used += b;
+  }
+  if (current.length > 0) groups.push(current);
+  return groups;
+}
+
+/** Fixed-size groups, for the first run, before any size is known. */
+export function probeGroups(tensors: readonly string[], size = PROBE_GROUP): string[][] {
+  const groups: string[][] = [];
+  for (let i = 0; i < tensors.length; i += size) groups.push(tensors.slice(i, i + size));
+  return groups;
+}
