@@ -3,10 +3,11 @@
 // remove rounding points from the INT8 graph. One function, so the calibrator, `eval` and
 // the per-layer analysis all compare against the same graph.
 
-import { foldConvAffine, type ModelProto } from '../onnx/index.js';
+import { foldAffineIntoConv, foldConvAffine, fuseHardSwish, type ModelProto } from '../onnx/index.js';
 import { optimizeBasic } from '../runtime/index.js';
 
 export async function prepareModel(fp32: ModelProto, source = 'model'): Promise<ModelProto> {
   const optimized = await optimizeBasic(fp32, source);
-  return foldConvAffine(optimized).model;
+  const hardSwish = fuseHardSwish(optimized).model;
+  return foldAffineIntoConv(foldConvAffine(hardSwish).model).model;
 }

@@ -6,9 +6,13 @@
 //
 // Exact in real arithmetic: a Conv is linear in its weights and bias, so scaling an output
 // channel scales that channel's filter and bias, and an added constant adds to the bias.
+// The same holds on the input side: a per-channel scale before a Conv folds into the
+// filters that read that channel (zero padding stays zero), and an added constant folds
+// into the bias when the Conv pads nothing (with padding, border windows would read the
+// constant where the original read zeros; there the scale is still moved past the add).
 
 import { DataType, dimsOf, makeTensor, tensorToNumbers, type TensorProto } from './tensor.js';
-import { GraphIndex, type NodeProto } from './graph.js';
+import { GraphIndex, attrInt, attrInts, attrString, type NodeProto } from './graph.js';
 import { cloneModel, type ModelProto } from './model.js';
 
 type AffineOp = 'Mul' | 'Div' | 'Add' | 'Sub';
@@ -106,5 +110,95 @@ export function foldConvAffine(model: ModelProto): FoldResult {
   const used = new Set(graph.node.flatMap((n) => n.input));
   graph.initializer = graph.initializer.filter((t) => used.has(t.name));
   graph.input = graph.input.filter((v) => used.has(v.name) || !model.graph!.initializer.some((t) => t.name === v.name));
+  return { model: out, folded };
+}
+
+/** Per-input-channel constant of a Mul/Add that feeds only `conv`, or null. */
+function inputAffine(index: GraphIndex, node: NodeProto | undefined, conv: NodeProto): { node: NodeProto; x: string; values: Float64Array } | null {
+  if (!node || (node.opType !== 'Mul' && node.opType !== 'Add') || node.domain !== '' || node.input.length !== 2) return null;
+  const out = node.output[0];
+  if (index.consumersOf(out).length !== 1 || index.graphOutputs.has(out)) return null;
+  const k = index.initializers.has(node.input[1]) ? 1 : index.initializers.has(node.input[0]) ? 0 : -1;
+  if (k < 0 || index.initializers.has(node.input[1 - k])) return null;
+  const c = index.initializers.get(node.input[k])!;
+  const w = index.initializers.get(conv.input[1]);
+  if (!w || c.dataType !== DataType.FLOAT || w.dataType !== DataType.FLOAT) return null;
+  const inputs = Number(w.dims[1]) * attrInt(conv, 'group', 1);
+  const values = channelValues(c, w.dims.length, inputs);
+  if (!values || values.some((v) => !Number.isFinite(v))) return null;
+  return { node, x: node.input[1 - k], values };
+}
+
+function padsNothing(conv: NodeProto): boolean {
+  const autoPad = attrString(conv, 'auto_pad') ?? 'NOTSET';
+  return (autoPad === 'NOTSET' || autoPad === 'VALID') && (attrInts(conv, 'pads') ?? []).every((p) => p === 0);
+}
+
+/** Calls f(flat index, output channel, input channel) for every weight of a Conv. */
+function forEachWeight(dims: readonly number[], group: number, f: (k: number, o: number, i: number) => void): void {
+  const [out, inPerGroup] = dims;
+  const kernel = dims.slice(2).reduce((a, b) => a * b, 1);
+  const outPerGroup = out / group;
+  for (let o = 0; o < out; o++) {
+    const g = Math.floor(o / outPerGroup);
+    for (let j = 0; j < inPerGroup; j++) {
+      const base = (o * inPerGroup + j) * kernel;
+      for (let k = 0; k < kernel; k++) f(base + k, o, g * inPerGroup + j);
+    }
+  }
+}
+
+/**
+ * Folds Mul/Add by per-channel constants that feed a Conv into that Conv (see the header).
+ * Mul → Add → padded Conv becomes Add(d / c) → Conv with the scale in the filters.
+ */
+export function foldAffineIntoConv(model: ModelProto): FoldResult {
+  const out = cloneModel(model);
+  const graph = out.graph!;
+  const folded: string[] = [];
+  let serial = 0;
+  for (let changed = true; changed; ) {
+    changed = false;
+    const index = new GraphIndex(graph);
+    for (const conv of graph.node) {
+      if (conv.opType !== 'Conv' || conv.domain !== '') continue;
+      const w = index.initializers.get(conv.input[1]);
+      if (!w || w.dataType !== DataType.FLOAT || (conv.input[2] && !index.initializers.get(conv.input[2]))) continue;
+      const first = inputAffine(index, index.producer.get(conv.input[0]), conv);
+      if (!first) continue;
+      const dims = dimsOf(w);
+      const group = attrInt(conv, 'group', 1);
+      const weights = tensorToNumbers(w);
+      const bias = conv.input[2] ? tensorToNumbers(index.initializers.get(conv.input[2])!) : new Float64Array(dims[0]);
+      let input = first.x;
+      const removed = [first.node];
+      if (first.node.opType === 'Mul') {
+        forEachWeight(dims, group, (k, _o, i) => { weights[k] *= first.values[i]; });
+      } else if (padsNothing(conv)) {
+        forEachWeight(dims, group, (k, o, i) => { bias[o] += weights[k] * first.values[i]; });
+      } else {
+        // Add right before a padded Conv: move a Mul before it past the Add, if there is one.
+        const mul = inputAffine(index, index.producer.get(first.x), { ...conv, input: [first.x, conv.input[1]] } as NodeProto);
+        if (!mul || mul.node.opType !== 'Mul' || mul.values.some((v) => v === 0)) continue;
+        forEachWeight(dims, group, (k, _o, i) => { weights[k] *= mul.values[i]; });
+        const shifted = first.values.map((d, i) => d / mul.values[i]);
+        const dName = `${first.node.name || 'add'}__shift__folded${serial}`;
+        graph.initializer.push(makeTensor(dName, DataType.FLOAT, [1, shifted.length, ...dims.slice(2).map(() => 1)], shifted));
+        first.node.input = [mul.x, dName];
+        removed.splice(0, 1, mul.node);
+        input = first.node.output[0];
+      }
+      const tag = `__folded${serial++}`;
+      graph.initializer.push(makeTensor(`${w.name}${tag}`, DataType.FLOAT, dims, weights));
+      graph.initializer.push(makeTensor(`${conv.name || w.name}__bias${tag}`, DataType.FLOAT, [dims[0]], bias));
+      conv.input = [input, `${w.name}${tag}`, `${conv.name || w.name}__bias${tag}`];
+      graph.node = graph.node.filter((n) => !removed.includes(n));
+      folded.push(...removed.map((n) => n.name || n.opType));
+      changed = true;
+      break; // the index is stale now
+    }
+  }
+  const used = new Set(graph.node.flatMap((n) => n.input));
+  graph.initializer = graph.initializer.filter((t) => used.has(t.name));
   return { model: out, folded };
 }

@@ -13,3 +13,5 @@ export {
 } from './graph.js';
 export { ModelBuilder, valueInfo, type Dim } from './builder.js';
 export { foldConvAffine, channelValues, type FoldResult } from './fold.js';
+export { foldAffineIntoConv } from './fold.js';
+export { fuseHardSwish } from './hardswish.js';

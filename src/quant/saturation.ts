@@ -48,11 +48,20 @@ function clipBounds(index: GraphIndex, node: NodeProto): Range | null {
 }
 
 /**
+ * HardSwish as x · HardSigmoid(x) (calibd's own rewrite, onnx/hardswish.ts), or
  * x·Clip(x + k, 0, m)/m written out as ops (PaddlePaddle's and others' HardSwish export):
  * x feeds Add(x, k) → Clip(0, m) and the Mul with that Clip. Both readers ignore x below −k,
  * where the Clip is 0 and so is the product.
  */
 function hardSwishHalf(index: GraphIndex, node: NodeProto, x: string): Range | null {
+  // x · HardSigmoid(x): the product is 0 wherever the HardSigmoid is.
+  if (node.opType === 'Mul' && node.input.length === 2) {
+    const gate = index.producer.get(node.input[node.input[0] === x ? 1 : 0]);
+    if (gate?.opType === 'HardSigmoid' && gate.input[0] === x) {
+      const lower = readerInterval(index, gate, x);
+      return lower ? { min: lower.min, max: Infinity } : null;
+    }
+  }
   const add = node.opType === 'Add' ? node : index.consumersOf(x).find((n) => n.opType === 'Add');
   const mul = node.opType === 'Mul' ? node : index.consumersOf(x).find((n) => n.opType === 'Mul');
   if (!add || !mul || add.input.length !== 2 || mul.input.length !== 2) return null;
