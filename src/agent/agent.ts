@@ -15,10 +15,10 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:f
 import { join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
 import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
-import { hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
+import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
-import { readModel, serializeModel, type ModelProto } from '../onnx/index.js';
+import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import { sha256, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import { DriftMonitor } from './drift.js';
@@ -153,6 +153,7 @@ export class CalibrationAgent extends EventEmitter {
       forgetting: this.config.recalibration.forgetting,
       threads: 1,
       inputRange: this.config.inputRange,
+      inputShapes: this.config.inputShapes,
     });
     if (this.config.recalibration.auto) this.selection = this.loadSelection();
     const model = restoredModel ?? (await this.firstBoot());
@@ -257,6 +258,13 @@ export class CalibrationAgent extends EventEmitter {
   private async firstBoot(): Promise<Uint8Array> {
     if (this.config.firstBoot === 'fp32') {
       this.emitEvent('first-boot', { serving: 'fp32' });
+      return this.fp32Bytes;
+    }
+    // Probes need a shape; without one a dynamic model serves FP32 until live samples
+    // give the first calibration its data.
+    if (!this.config.inputShapes && hasDynamicInput(parseModel(this.fp32Bytes, 'FP32 model'))) {
+      this.log.info({ firstBoot: 'datafree' }, 'the model has dynamic input dimensions and no inputShapes are configured: serving FP32 until the first calibration from live samples');
+      this.emitEvent('first-boot', { serving: 'fp32', reason: 'dynamic input shape' });
       return this.fp32Bytes;
     }
     const { model, profile } = await this.worker.call('datafree', {});

@@ -4,7 +4,7 @@
 // Requests are handled strictly one at a time, in arrival order.
 
 import { parentPort } from 'node:worker_threads';
-import { Calibrator, calibrate, compareModels, argmaxRows, arraySource, parseMetric, selectInt8Nodes, type Batch, type CalibrationMethod } from '../calibration/index.js';
+import { Calibrator, calibrate, compareModels, perSampleShapes, argmaxRows, arraySource, parseMetric, selectInt8Nodes, type Batch, type CalibrationMethod } from '../calibration/index.js';
 import { CalibdError } from '../common/index.js';
 import { parseModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import type { RequestMessage, RequestType, Requests, ResponseMessage, WireSample, WorkerInit } from './worker-protocol.js';
@@ -102,6 +102,7 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
       method: 'datafree',
       perChannel: i.perChannel,
       inputRange: i.inputRange,
+      ...(i.inputShapes ? { inputShapes: perSampleShapes(i.inputShapes) } : {}),
       threads: i.threads,
     });
     return { model: serializeModel(model), profile };

@@ -23,6 +23,8 @@ export interface WorkerInit {
   forgetting: number;
   threads: number;
   inputRange: { min: number; max: number };
+  /** Full input shapes (batch axis first) for inputs with free dimensions; null: none given. */
+  inputShapes: Record<string, number[]> | null;
 }
 
 export interface Requests {

@@ -93,12 +93,33 @@ export function inputSampleShapes(model: ModelProto, given: Record<string, numbe
     if (sample.length === 0 || sample.some((d) => !Number.isFinite(d) || d <= 0)) {
       throw new OptionError(`input '${input.name}' has no static shape, which data-free probes need`, {
         value: input.name,
-        hint: `pass inputShapes (e.g. { ${input.name}: [${sample.map((d) => (Number.isFinite(d) && d > 0 ? d : 'N')).join(', ')}] }), or calibrate from samples (--data) instead of --method datafree`,
+        hint: `give its shape: --input-shape ${input.name}=${['1', ...sample.map((d) => (Number.isFinite(d) && d > 0 ? d : 'N'))].join('x')} (CLI) or inputShapes: { ${input.name}: [${['1', ...sample.map((d) => (Number.isFinite(d) && d > 0 ? d : 'N'))].join(', ')}] } (config), or calibrate from samples (--data) instead of --method datafree`,
       });
     }
     shapes.set(input.name, sample);
   }
   return shapes;
+}
+
+/** True when some input of `model` has a dimension past the batch axis left free. */
+export function hasDynamicInput(model: ModelProto): boolean {
+  const index = new GraphIndex(model.graph!);
+  return model.graph!.input.some((input) => {
+    if (!index.graphInputs.includes(input.name)) return false;
+    const type = input.type?.value;
+    const dims = type?.case === 'tensorType' ? type.value.shape?.dim ?? [] : [];
+    return dims.length === 0 || dims.slice(1).some((d) => d.value.case !== 'dimValue' || Number(d.value.value) <= 0);
+  });
+}
+
+/**
+ * Full input shapes as users write them (batch axis first, e.g. x = [1, 3, 640, 640]) to
+ * the per-sample shapes the probes take.
+ */
+export function perSampleShapes(full: Record<string, number[]>): Record<string, number[]> {
+  const out: Record<string, number[]> = {};
+  for (const [name, dims] of Object.entries(full)) out[name] = dims.slice(1);
+  return out;
 }
 
 /**

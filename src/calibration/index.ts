@@ -12,7 +12,7 @@ export {
   Calibrator, calibrate, CALIBRATION_METHODS,
   type CalibrateOptions, type CalibrationMethod, type CalibrationResult,
 } from './calibrate.js';
-export { batchNormRanges, probeSource, inputSampleShapes, type DataFreeOptions } from './datafree.js';
+export { batchNormRanges, probeSource, inputSampleShapes, hasDynamicInput, perSampleShapes, type DataFreeOptions } from './datafree.js';
 export { arraySource, sliceSource, toFeeds, dropNonFinite, type Batch, type FloatBatch, type SampleSource } from './samples.js';
 export { compareModels, type Comparison, type ComparisonOptions, type OutputComparison } from './evaluate.js';
 export {

@@ -4,7 +4,7 @@ import { existsSync } from 'node:fs';
 import { SingleBar, Presets } from 'cli-progress';
 import { OptionError, DataError } from '../common/index.js';
 import {
-  Calibrator, analyseLayers, calibrate, prepareModel, compareModels, parseMetric, selectInt8Nodes, sliceSource,
+  Calibrator, analyseLayers, calibrate, perSampleShapes, prepareModel, compareModels, parseMetric, selectInt8Nodes, sliceSource,
   type CalibrateOptions, type CalibrationMethod, type LayerReport, type SelectionResult,
 } from '../calibration/index.js';
 import { readModel, writeModel } from '../onnx/index.js';
@@ -31,6 +31,7 @@ interface CalibrateArgs {
   percentile?: number;
   bins?: number;
   inputRange?: string;
+  inputShape?: string[];
   batchSize?: number;
   maxMemory?: number;
   threads?: number;
@@ -65,6 +66,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     percentile: a.percentile,
     bins: a.bins,
     inputRange: a.inputRange ? parseRange(a.inputRange) : undefined,
+    ...(a.inputShape?.length ? { inputShapes: perSampleShapes(parseInputShapes(a.inputShape)) } : {}),
     batchSize: a.batchSize,
     maxMemoryMB: a.maxMemory,
     threads: a.threads,
@@ -114,6 +116,20 @@ async function calibrateAuto(model: ReturnType<typeof readModel>, source: Return
   } finally {
     await calibrator.release();
   }
+}
+
+/** `NAME=1x3x640x640` once per input → { NAME: [1, 3, 640, 640] }. */
+export function parseInputShapes(specs: string[]): Record<string, number[]> {
+  const shapes: Record<string, number[]> = {};
+  for (const spec of specs) {
+    const eq = spec.indexOf('=');
+    const dims = eq > 0 ? spec.slice(eq + 1).split('x').map(Number) : [];
+    if (eq <= 0 || dims.length === 0 || !dims.every((d) => Number.isInteger(d) && d > 0)) {
+      throw new OptionError(`--input-shape '${spec}' is not NAME=DxDx…`, { value: spec, hint: 'e.g. --input-shape x=1x3x640x640 (batch axis first)' });
+    }
+    shapes[spec.slice(0, eq)] = dims;
+  }
+  return shapes;
 }
 
 function parseRange(s: string): { min: number; max: number } {

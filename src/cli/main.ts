@@ -35,6 +35,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--percentile <p>', 'percentile for --method percentile (default 99.999)', parseFloat)
     .option('--bins <n>', 'histogram bins (default 2048)', positiveInt)
     .option('--input-range <min,max>', 'input contract for --method datafree (default 0,1)')
+    .option('--input-shape <name=shape>', 'shape of an input with free dimensions for --method datafree, batch axis first, e.g. x=1x3x640x640 (once per input)', collect, [])
     .option('--batch-size <n>', 'most samples per forward pass (default 32; fewer when --max-memory says so)', positiveInt)
     .option('--max-memory <mb>', 'activation memory calibration may hold at once, MB (default: an eighth of RAM, at most 512)', positiveInt)
     .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)

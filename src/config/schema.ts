@@ -168,6 +168,8 @@ export const calibdConfigSchema = z
     validation: validationSchema.prefault({}),
     firstBoot: z.enum(['datafree', 'fp32']).default('datafree'),
     inputRange: inputRangeSchema.prefault({}),
+    /** Full shapes (batch axis first) for inputs with free dimensions, for data-free probes. */
+    inputShapes: z.record(z.string(), z.array(z.int().positive()).min(1)).nullable().default(null),
     // Off unless configured: a config that never mentions MQTT should not start a broker.
     mqtt: mqttSchema.nullable().default(null),
     log: logSchema.prefault({}),

@@ -31,6 +31,33 @@ async function inferPage(d: Daemon, data: Float32Array): Promise<{ status: numbe
   return { status: res.status, version };
 }
 
+describe('calibd serve: a model with dynamic input dimensions at first boot', () => {
+  it('serves FP32 with the default data-free first boot and no inputShapes, and says why once', async () => {
+    const d = await startDaemon({ config: { model: paths.ocrDetector } });
+    try {
+      expect((await d.status()).serving).toBe('fp32');
+      const page = digitPages({ count: 1, seed: 3, split: 'test', size: SIDE });
+      expect((await inferPage(d, page.data)).status).toBe(200);
+      expect(d.logs.filter((l) => /dynamic input dimensions/.test(l))).toHaveLength(1);
+    } finally {
+      await d.stop();
+    }
+  }, 120_000);
+
+  it('runs the data-free bootstrap on the configured inputShapes', async () => {
+    const d = await startDaemon({ config: { model: paths.ocrDetector, inputShapes: { x: [1, 3, 64, 64] } } });
+    try {
+      const s = await d.status();
+      expect(s.serving).toBe('int8');
+      expect(s.calibration.version).toBe(1);
+      const page = digitPages({ count: 1, seed: 3, split: 'test', size: SIDE });
+      expect((await inferPage(d, page.data)).status).toBe(200);
+    } finally {
+      await d.stop();
+    }
+  }, 120_000);
+});
+
 describe('calibd serve: the PaddleOCR detector with a mask-IoU gate', () => {
   it('accepts an INT8 calibration from live pages and serves it', async () => {
     daemon = await startDaemon({

@@ -65,6 +65,19 @@ describe('calibd CLI', () => {
     expect(readProfile(readModel(out))!.sampleCount).toBe(0);
   });
 
+  it('datafree on a model with free input dimensions takes --input-shape, and names it when missing', () => {
+    const out = join(dir, 'df-det.onnx');
+    const missing = calibd('calibrate', '--model', paths.ocrDetector, '--method', 'datafree', '--out', out);
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toMatch(/--input-shape x=1x3xNxN/);
+    const c = calibd('calibrate', '--model', paths.ocrDetector, '--method', 'datafree', '--input-shape', 'x=1x3x64x64', '--out', out);
+    expect(c.code).toBe(0);
+    expect(readProfile(readModel(out))!.options.inputShapes).toEqual({ x: [3, 64, 64] });
+    const wrong = calibd('calibrate', '--model', paths.ocrDetector, '--method', 'datafree', '--input-shape', 'x=1x3x64', '--out', out);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/does not fit/);
+  });
+
   const bad: [string, () => string[], RegExp][] = [
     ['a missing model', () => ['calibrate', '--model', join(dir, 'nope.onnx'), '--data', join(dir, 'calib'), '--out', join(dir, 'x1.onnx')], /cannot read model .*nope\.onnx/],
     ['a file that is not a model', () => {

@@ -47,6 +47,7 @@ describe('defaults', () => {
     });
     expect(c.validation).toEqual({ metric: null, floor: null });
     expect(c.firstBoot).toBe('datafree');
+    expect(c.inputShapes).toBeNull();
     expect(c.inputRange).toEqual({ min: 0, max: 1 });
     expect(c.mqtt).toBeNull();
     expect(c.log).toEqual({ level: 'info' });

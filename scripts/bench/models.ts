@@ -1,0 +1,120 @@
+// Calibration cost on the real PaddleOCR models (`npm run bench -- --models`): peak RSS of
+// `calibd calibrate` at N = 10, 50 and 100 with the default memory budget, and calibration
+// wall time against N × the FP32 forward pass per method, the yardstick timed in the same
+// run right before each calibration. Inputs are real MNIST digits laid out as pages (the
+// detector) and text lines (the classifier), written as .npy files of 10 samples each.
+
+import { spawnSync } from 'node:child_process';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { arraySource, calibrate, toFeeds, type CalibrationMethod } from '../../src/calibration/index.js';
+import { writeNpy } from '../../src/common/index.js';
+import { readModel } from '../../src/onnx/index.js';
+import { createSession } from '../../src/runtime/index.js';
+import { digitLines, digitPages, type DigitImages } from '../lib/digit-pages.js';
+import { ocrClassifierPath, ocrDetectorPath } from './ocr.js';
+import type { BenchRow } from './row.js';
+
+interface ModelCase {
+  name: string;
+  path: string;
+  make: (count: number, seed: number) => DigitImages;
+}
+
+const FILE_SAMPLES = 10;
+const COUNTS = [10, 50, 100];
+const METHODS: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+
+function modelCases(): ModelCase[] {
+  return [
+    { name: 'detector 320×320', path: ocrDetectorPath(), make: (count, seed) => digitPages({ count, seed, split: 'train', size: 320 }) },
+    { name: 'detector 640×640', path: ocrDetectorPath(), make: (count, seed) => digitPages({ count, seed, split: 'train', size: 640 }) },
+    { name: 'classifier 48×192', path: ocrClassifierPath(), make: (count, seed) => digitLines({ count, seed, split: 'train' }) },
+  ];
+}
+
+/** Folders holding the first N samples for each N, as files of FILE_SAMPLES samples. */
+function writeSampleDirs(dir: string, c: ModelCase): Map<number, string> {
+  const dirs = new Map<number, string>();
+  const files: string[] = [];
+  for (let i = 0; i < Math.max(...COUNTS) / FILE_SAMPLES; i++) {
+    const set = c.make(FILE_SAMPLES, 100 + i);
+    const file = join(dir, `s${String(i).padStart(3, '0')}.npy`);
+    writeNpy(file, set.data, set.dims);
+    files.push(file);
+  }
+  for (const n of COUNTS) {
+    const d = join(dir, `n${n}`);
+    mkdirSync(d);
+    for (const f of files.slice(0, n / FILE_SAMPLES)) spawnSync('ln', ['-s', f, d]);
+    dirs.set(n, d);
+  }
+  return dirs;
+}
+
+function peakRss(repoRoot: string, model: string, data: string, out: string): number {
+  const child = spawnSync(process.execPath, [join(repoRoot, 'scripts', 'bench', 'rss-child.mjs'), 'calibrate', '--model', model, '--data', data, '--bias-correction', 'none', '--out', out], { encoding: 'utf8' });
+  if (child.status !== 0) throw new Error(`calibd calibrate failed: ${child.stderr}`);
+  return Number(/maxRSS=(\d+)/.exec(child.stderr)?.[1]) / 1024;
+}
+
+async function forwardMs(path: string, set: DigitImages): Promise<number> {
+  const session = await createSession(readModel(path), { threads: 1 });
+  const per = set.dims.slice(1).reduce((a, b) => a * b, 1);
+  try {
+    let best = Infinity;
+    for (let rep = 0; rep < 2; rep++) {
+      const t0 = performance.now();
+      for (let i = 0; i < set.dims[0]; i++) {
+        await session.run(toFeeds({ x: { data: set.data.subarray(i * per, (i + 1) * per), dims: [1, ...set.dims.slice(1)] } }));
+      }
+      best = Math.min(best, performance.now() - t0);
+    }
+    return best;
+  } finally {
+    await session.release();
+  }
+}
+
+export async function modelsBench(repoRoot: string, opts: { quick: boolean; log: (s: string) => void }): Promise<BenchRow[]> {
+  const rows: BenchRow[] = [];
+  const dir = mkdtempSync(join(tmpdir(), 'calibd-models-'));
+  try {
+    for (const c of modelCases()) {
+      const caseDir = join(dir, c.name.replace(/\W+/g, '-'));
+      mkdirSync(caseDir);
+      const dirs = writeSampleDirs(caseDir, c);
+      const rss = new Map<number, number>();
+      for (const n of COUNTS) {
+        rss.set(n, peakRss(repoRoot, c.path, dirs.get(n)!, join(caseDir, `out${n}.onnx`)));
+        rows.push({ section: 'models', name: `${c.name}: peak RSS of calibd calibrate, N=${n}`, value: rss.get(n)!, unit: 'MB', target: c.name.includes('640') ? '<= 1024' : undefined });
+        opts.log(`${c.name} rss n=${n}: ${rss.get(n)!.toFixed(0)} MB`);
+      }
+      rows.push({ section: 'models', name: `${c.name}: peak RSS N=100 / N=10`, value: rss.get(100)! / rss.get(10)!, unit: 'ratio', target: '<= 1.1' });
+
+      const n = opts.quick ? 10 : 20;
+      const set = c.make(n, 7);
+      const source = arraySource({ x: { data: set.data, dims: set.dims } });
+      const model = readModel(c.path);
+      for (const method of METHODS) {
+        const forward = await forwardMs(c.path, set);
+        const t0 = performance.now();
+        await calibrate(model, source, { method, biasCorrection: 'none' });
+        const ms = performance.now() - t0;
+        rows.push({
+          section: 'models',
+          name: `${c.name}: calibrate ${method}, N=${n} / N × FP32 forward`,
+          value: ms / forward,
+          unit: 'ratio',
+          target: method === 'minmax' ? '<= 1.5' : '<= 3',
+          detail: `calibrate ${ms.toFixed(0)} ms (set-up included), forward ${forward.toFixed(0)} ms`,
+        });
+        opts.log(`${c.name} ${method}: ${(ms / forward).toFixed(1)}× N forward`);
+      }
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+  return rows;
+}
