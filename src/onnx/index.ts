@@ -15,3 +15,4 @@ export { ModelBuilder, valueInfo, type Dim } from './builder.js';
 export { foldConvAffine, channelValues, type FoldResult } from './fold.js';
 export { foldAffineIntoConv } from './fold.js';
 export { fuseHardSwish } from './hardswish.js';
+export { liftToOpset10, LIFT_TARGET_OPSET, type LiftResult } from './opset.js';

@@ -214,7 +214,7 @@ function planOnce(model: ModelProto, index: GraphIndex, options: QuantizeOptions
     if (blocker) {
       throw new OptionError(`opset ${opset} model: its INT8 graph needs opset ${MIN_FUSED_OPSET}, whose ${blocker.opType} differs from opset ${opset}'s`, {
         value: blocker.name || blocker.opType,
-        hint: `convert the model to opset ${MIN_FUSED_OPSET} or later first (e.g. onnx.version_converter)`,
+        hint: 'lift it first with liftToOpset10 (prepareModel does; calibd calibrate and serve always do)',
       });
     }
   }

@@ -5,12 +5,12 @@ import { describe, expect, it } from 'vitest';
 import { arraySource } from '../../src/calibration/index.js';
 import { measureChannelRanges, convInputRanks } from '../../src/calibration/channel-ranges.js';
 import { prepareModel } from '../../src/calibration/index.js';
-import { GraphIndex, ModelBuilder, channelValues, floatTensor, foldAffineIntoConv, foldConvAffine, fuseHardSwish, readModel, type ModelProto } from '../../src/onnx/index.js';
+import { GraphIndex, ModelBuilder, channelValues, floatTensor, foldAffineIntoConv, foldConvAffine, fuseHardSwish, liftToOpset10, readModel, type ModelProto } from '../../src/onnx/index.js';
 import { equalizationFactors, equalizeModel, findEqualizationPairs, planQuantization, saturationInterval } from '../../src/quant/index.js';
 import { createSession, ort } from '../../src/runtime/index.js';
 import { randomInputs, seededRandom } from '../helpers/models.js';
 import { paths } from '../helpers/paths.js';
-import { digitPages } from '../../scripts/lib/digit-pages.js';
+import { digitLines, digitPages } from '../../scripts/lib/digit-pages.js';
 
 const arr = (r: () => number, n: number, s = 1) => Array.from({ length: n }, () => (r() - 0.5) * s);
 
@@ -200,5 +200,37 @@ describe('dead-end pruning in the plan', () => {
     b.node('Conv', [sum, b.initializer('w3', [2, 2, 1, 1], arr(r, 4))], {}, { outputs: ['y'], name: 'c3' });
     b.output('y');
     expect(planQuantization(b.build()).nodes).toEqual(['c1', 'c2', 'residual', 'c3']);
+  });
+});
+
+describe('opset lift 9 → 10', () => {
+  const ocrRecognizer = paths.ocrClassifier.replace('ch_ppocr_mobile_v2.0_cls_infer.onnx', 'ch_PP-OCRv4_rec_infer.onnx');
+
+  it('rewrites the recogniser\'s Slices and leaves its FP32 outputs unchanged', async () => {
+    const fp32 = readModel(ocrRecognizer);
+    const { model, from, rewritten } = liftToOpset10(fp32);
+    expect(from).toBe(9);
+    expect(rewritten).toEqual({ Slice: 10 });
+    const lines = digitLines({ count: 2, seed: 4, split: 'test', width: 320, rotatedFraction: 0 });
+    const a = await run(fp32, lines.data, lines.dims);
+    const b = await run(model, lines.data, lines.dims);
+    expect(maxRelError(a, b)).toBe(0);
+  });
+
+  it('turns Upsample into Resize, TopK\'s k and Slice\'s bounds into inputs, Dropout into Identity', async () => {
+    const b = new ModelBuilder(9);
+    b.input('x', [1, 2, 4, 4]);
+    const up = b.op('Upsample', ['x', b.initializer('scales', [4], [1, 1, 2, 2])], { mode: 'nearest' }, 'up');
+    const drop = b.op('Dropout', [up], { ratio: { float: 0.5 } }, 'drop');
+    const sl = b.op('Slice', [drop], { starts: [1], ends: [9223372036854775807n as unknown as number], axes: [3] }, 'slice');
+    const flat = b.op('Flatten', [sl], { axis: 1 }, 'flat');
+    b.node('TopK', [flat], { k: 3, axis: 1 }, { outputs: ['values', 'indices'], name: 'topk' });
+    b.output('values', [1, 3]);
+    const model = b.build();
+    const { model: lifted, rewritten } = liftToOpset10(model);
+    expect(rewritten).toEqual({ Upsample: 1, Dropout: 1, Slice: 1, TopK: 1 });
+    expect(lifted.graph!.node.map((n) => n.opType)).toEqual(['Resize', 'Identity', 'Slice', 'Flatten', 'TopK']);
+    const x = randomInputs(1, 32, 13);
+    expect(await run(lifted, x, [1, 2, 4, 4])).toEqual(await run(model, x, [1, 2, 4, 4]));
   });
 });
