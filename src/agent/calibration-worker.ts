@@ -101,6 +101,7 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     const { model, profile } = await calibrate(need(fp32, 'init'), null, {
       method: 'datafree',
       perChannel: i.perChannel,
+      biasCorrection: i.biasCorrection === 'datafree' ? 'datafree' : 'none',
       inputRange: i.inputRange,
       ...(i.inputShapes ? { inputShapes: perSampleShapes(i.inputShapes) } : {}),
       threads: i.threads,

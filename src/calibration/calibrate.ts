@@ -15,12 +15,12 @@ import {
 import { ActivationTap, type ort } from '../runtime/index.js';
 import { prepareModel } from './prepare.js';
 import { CollectorSet, type CollectorOptions, type RangeMethod } from './collector.js';
-import { batchNormRanges, probeSource, type DataFreeOptions } from './datafree.js';
+import { batchNormMeans, batchNormRanges, probeSource, type DataFreeOptions } from './datafree.js';
 import { ChannelMeanObserver, biasCorrectedInputs, channelMeanOutput, withChannelMeans } from './channel-means.js';
 import { empiricalBiasDeltas } from './bias-correction.js';
 import { convInputRanks, measureChannelRanges } from './channel-ranges.js';
 import { dropNonFinite, sliceSource, toFeeds, type Batch, type SampleSource } from './samples.js';
-import { COPIES_PER_FETCH, batchSizeFor, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
+import { COPIES_PER_FETCH, batchSizeFor, collectGarbage, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
 import type { SelectionInput } from './selection.js';
 
 export type CalibrationMethod = RangeMethod | 'datafree';
@@ -115,6 +115,8 @@ export class Calibrator {
     private readonly meanInputs: string[],
     /** Conv pairs equalized, whether from measured ranges, and the tensors rescaled. */
     private readonly equalized: Equalized,
+    /** Input channel means from BatchNorm statistics (data-free bias correction). */
+    private readonly bnMeans: Map<string, Float64Array>,
   ) {
     this.collectors = new CollectorSet(collectorMethod(options.method), options);
     this.resetMeans();
@@ -159,7 +161,8 @@ export class Calibrator {
     const base = extremesOnly ? withExtremes(prepared, measured) : prepared;
     const tapped = [...(extremesOnly ? measured.flatMap(extremeOutputs) : measured), ...meanInputs.map(channelMeanOutput)];
     const tap = await ActivationTap.create(corrected.size ? withChannelMeans(base, corrected) : base, tapped, { threads: options.threads ?? 1 });
-    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized);
+    const bnMeans = options.biasCorrection === 'datafree' ? dataFreeMeans(fp32, prepared, plan, equalized.tensors) : new Map<string, Float64Array>();
+    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized, bnMeans);
   }
 
   /** Tensors whose ranges are measured. */
@@ -274,9 +277,18 @@ export class Calibrator {
       onProgress?.((done = 1), source.count);
       rest = sliceSource(source, 1, source.count);
     }
+    // Dead ORT buffers are freed once a budget's worth has been fetched since the last time.
+    const perSample = this.tensorBytes ? [...this.tensorBytes.values()].reduce((a, b) => a + b, 0) : 0;
+    let sinceCollect = 0;
     for await (const batch of rest.batches(this.batchSize)) {
       await this.observe(batch);
-      done += batch[Object.keys(batch)[0]].dims[0];
+      const n = batch[Object.keys(batch)[0]].dims[0];
+      done += n;
+      sinceCollect += n * perSample;
+      if (sinceCollect >= this.memoryBudgetBytes()) {
+        collectGarbage();
+        sinceCollect = 0;
+      }
       onProgress?.(done, source.count);
     }
   }
@@ -314,7 +326,7 @@ export class Calibrator {
 
   /** Statistics beyond ranges: the input means bias correction uses. */
   statistics(): QuantizeStatistics {
-    const inputMeans = new Map<string, Float64Array>();
+    const inputMeans = new Map<string, Float64Array>(this.bnMeans);
     for (const [t, m] of this.means) {
       const mean = m.mean();
       if (mean) inputMeans.set(t, mean);
@@ -369,7 +381,7 @@ export class Calibrator {
         saturationBounded: this.bounds.size,
         equalization: this.equalized.pairs > 0 ? this.equalized.from : 'none',
         ...(this.equalized.pairs > 0 ? { equalizedPairs: this.equalized.pairs } : {}),
-        biasCorrection: this.meanInputs.length > 0 ? 'analytical' : this.biasDeltas ? 'empirical' : 'none',
+        biasCorrection: this.meanInputs.length > 0 ? 'analytical' : this.biasDeltas ? 'empirical' : this.bnMeans.size > 0 ? 'datafree' : 'none',
         exclude: o.exclude ?? [],
         ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
@@ -412,6 +424,17 @@ async function equalizedModel(prepared: ModelProto, options: CalibrateOptions, s
     : undefined;
   const { model, pairs: done } = equalizeModel(prepared, pairs, ranges);
   return { model, equalized: { pairs: done.length, from: measure ? 'activations' : 'weights', tensors: rescaledTensors(model, done) } };
+}
+
+/**
+ * BatchNorm-implied channel means of the tensors the plan's Conv/Gemm nodes read, where the
+ * original model has them and equalization has not rescaled the tensor.
+ */
+function dataFreeMeans(fp32: ModelProto, prepared: ModelProto, plan: QuantizationPlan, rescaled: string[]): Map<string, Float64Array> {
+  const all = batchNormMeans(fp32);
+  const out = new Map<string, Float64Array>();
+  for (const t of biasCorrectedInputs(prepared, plan).keys()) if (all.has(t) && !rescaled.includes(t)) out.set(t, all.get(t)!);
+  return out;
 }
 
 /** Every tensor that differs from the unequalized graph: each pair's middle tensor and its pre-Relu form. */

@@ -54,6 +54,85 @@ export function batchNormRanges(model: ModelProto, bnSigmas = 4): Map<string, Ra
   return ranges;
 }
 
+/** Standard normal density and distribution. */
+const phi = (x: number) => Math.exp(-0.5 * x * x) / Math.sqrt(2 * Math.PI);
+function Phi(x: number): number {
+  // Abramowitz–Stegun 7.1.26 via erf; |error| < 1.5e-7.
+  const z = Math.abs(x) / Math.SQRT2;
+  const t = 1 / (1 + 0.3275911 * z);
+  const erf = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-z * z);
+  return 0.5 * (1 + (x >= 0 ? erf : -erf));
+}
+
+/** E[f(z)] for z ~ N(mu, sigma²), by the midpoint rule over ±8σ. Pure. */
+export function gaussianExpectation(f: (z: number) => number, mu: number, sigma: number, points = 256): number {
+  if (!(sigma > 0)) return f(mu);
+  let sum = 0;
+  let weight = 0;
+  const h = 16 / points;
+  for (let i = 0; i < points; i++) {
+    const u = -8 + (i + 0.5) * h;
+    const w = phi(u);
+    sum += w * f(mu + sigma * u);
+    weight += w;
+  }
+  return sum / weight;
+}
+
+/** E[max(z, 0)] for z ~ N(mu, sigma²), in closed form. Pure. */
+export function rectifiedMean(mu: number, sigma: number): number {
+  if (!(sigma > 0)) return Math.max(mu, 0);
+  return sigma * phi(mu / sigma) + mu * Phi(mu / sigma);
+}
+
+const hardSwish = (z: number) => z * Math.min(Math.max(z + 3, 0), 6) / 6;
+
+/**
+ * The activation after a BN output, as a function, and the tensor it writes: a sole Relu,
+ * Clip or HardSwish, or HardSwish written out as Add(3)/Clip(0,6)/Mul/Div(6).
+ */
+function activationAfter(index: GraphIndex, y: string, opset: number): { f: (z: number) => number; out: string; relu: boolean } | null {
+  const users = index.consumersOf(y);
+  if (users.length === 1) {
+    const u = users[0];
+    if (u.opType === 'Relu') return { f: (z) => Math.max(z, 0), out: u.output[0], relu: true };
+    if (u.opType === 'HardSwish') return { f: hardSwish, out: u.output[0], relu: false };
+    const clamp = activationClamp(u, index, opset);
+    if (clamp) return { f: (z) => Math.min(Math.max(z, clamp.min), clamp.max), out: u.output[0], relu: false };
+    return null;
+  }
+  const add = users.find((n) => n.opType === 'Add');
+  const mul = users.find((n) => n.opType === 'Mul');
+  const clip = add ? index.consumersOf(add.output[0])[0] : undefined;
+  const div = mul ? index.consumersOf(mul.output[0])[0] : undefined;
+  if (users.length !== 2 || !add || !mul || clip?.opType !== 'Clip' || !mul.input.includes(clip.output[0]) || div?.opType !== 'Div') return null;
+  return { f: hardSwish, out: div.output[0], relu: false };
+}
+
+/**
+ * Per-channel means implied by BatchNormalization statistics in the *original* model: a
+ * BN output channel is taken as N(β, γ²), and its mean carried through a following
+ * Relu (closed form), Clip or HardSwish (quadrature). Data-free bias correction (Nagel et
+ * al. 2019, §4.2) subtracts (W_q − W)·E[x] with these means as E[x].
+ */
+export function batchNormMeans(model: ModelProto): Map<string, Float64Array> {
+  const index = new GraphIndex(model.graph!);
+  const opset = onnxOpset(model);
+  const means = new Map<string, Float64Array>();
+  for (const node of model.graph!.node) {
+    if (node.opType !== 'BatchNormalization') continue;
+    const gamma = constantValues(index, node.input[1]);
+    const beta = constantValues(index, node.input[2]);
+    if (!gamma || !beta) continue;
+    const y = node.output[0];
+    means.set(y, Float64Array.from(beta));
+    const act = activationAfter(index, y, opset);
+    if (!act) continue;
+    means.set(act.out, beta.map((b, c) => (act.relu ? rectifiedMean(b, Math.abs(gamma[c])) : gaussianExpectation(act.f, b, Math.abs(gamma[c])))));
+  }
+  return means;
+}
+
 function activationClamp(node: NodeProto, index: GraphIndex, opset: number): Range | undefined {
   if (node.opType === 'Relu') return { min: 0, max: Infinity };
   if (node.opType === 'Clip') {

@@ -30,7 +30,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--symmetric-activations', 'int8 symmetric activations instead of uint8 asymmetric')
     .option('--reduce-range', '7-bit activations and weights')
     .addOption(new Option('--weight-range <range>', "int8 weights in [-127,127] (full) or [-63,63] (reduced); auto: reduced on x86 without VNNI, whose kernels saturate").choices([...WEIGHT_RANGES]).default('auto'))
-    .addOption(new Option('--bias-correction <how>', 'correct Conv/Gemm biases for the mean shift of INT8: from the inputs\' means (analytical) or layer by layer over the samples (empirical; one INT8 pass per layer)').choices([...BIAS_CORRECTIONS]).default('empirical'))
+    .addOption(new Option('--bias-correction <how>', 'correct Conv/Gemm biases for the mean shift of INT8: from BatchNorm statistics (datafree), from the inputs\' means (analytical) or layer by layer over the samples (empirical; one INT8 pass per layer)').choices([...BIAS_CORRECTIONS]).default('empirical'))
     .addOption(new Option('--equalize <how>', 'cross-layer equalization of Conv → [Relu] → Conv channels before measuring: from measured channel ranges (activations) or from weights alone').choices([...EQUALIZATIONS]).default('activations'))
     .option('--percentile <p>', 'percentile for --method percentile (default 99.999)', parseFloat)
     .option('--bins <n>', 'histogram bins (default 2048)', positiveInt)

@@ -12,7 +12,7 @@
 // constant where the original read zeros; there the scale is still moved past the add).
 
 import { DataType, dimsOf, makeTensor, tensorToNumbers, type TensorProto } from './tensor.js';
-import { GraphIndex, attrInt, attrInts, attrString, type NodeProto } from './graph.js';
+import { GraphIndex, attrInt, attrInts, attrString, type GraphProto, type NodeProto } from './graph.js';
 import { cloneModel, type ModelProto } from './model.js';
 
 type AffineOp = 'Mul' | 'Div' | 'Add' | 'Sub';
@@ -77,8 +77,11 @@ function foldInto(w: TensorProto, bias: Float64Array, op: AffineOp, values: Floa
   return { weights, bias: bias.map((b, c) => b + sign * values[c]) };
 }
 
-/** Folds every Conv → affine-by-constant chain; returns a new model and what was folded. */
-export function foldConvAffine(model: ModelProto): FoldResult {
+/**
+ * Applies `step` to Convs until none changes: each successful step rewrites one Conv (and
+ * removes what it folded), after which the index is rebuilt. Unused initializers go last.
+ */
+function foldToFixpoint(model: ModelProto, step: (graph: GraphProto, index: GraphIndex, conv: NodeProto, tag: string) => NodeProto[] | null): FoldResult {
   const out = cloneModel(model);
   const graph = out.graph!;
   const folded: string[] = [];
@@ -88,21 +91,11 @@ export function foldConvAffine(model: ModelProto): FoldResult {
     const index = new GraphIndex(graph);
     for (const conv of graph.node) {
       if (conv.opType !== 'Conv' || conv.domain !== '') continue;
-      const follower = foldableFollower(index, conv);
-      if (!follower) continue;
-      const w = index.initializers.get(conv.input[1])!;
-      const channels = Number(w.dims[0]);
-      const b = conv.input[2] ? index.initializers.get(conv.input[2]) : undefined;
-      if (conv.input[2] && !b) continue; // a bias computed at run time
-      const bias = b ? tensorToNumbers(b) : new Float64Array(channels);
-      const next = foldInto(w, bias, follower.node.opType as AffineOp, follower.values);
-      const tag = `__folded${serial++}`;
-      graph.initializer.push(makeTensor(`${w.name}${tag}`, DataType.FLOAT, dimsOf(w), next.weights));
-      graph.initializer.push(makeTensor(`${conv.name || w.name}__bias${tag}`, DataType.FLOAT, [channels], next.bias));
-      conv.input = [conv.input[0], `${w.name}${tag}`, `${conv.name || w.name}__bias${tag}`];
-      conv.output = [follower.node.output[0]];
-      graph.node = graph.node.filter((n) => n !== follower.node);
-      folded.push(follower.node.name || follower.node.opType);
+      const removed = step(graph, index, conv, `__folded${serial}`);
+      if (!removed) continue;
+      serial++;
+      graph.node = graph.node.filter((n) => !removed.includes(n));
+      folded.push(...removed.map((n) => n.name || n.opType));
       changed = true;
       break; // the index is stale now
     }
@@ -111,6 +104,29 @@ export function foldConvAffine(model: ModelProto): FoldResult {
   graph.initializer = graph.initializer.filter((t) => used.has(t.name));
   graph.input = graph.input.filter((v) => used.has(v.name) || !model.graph!.initializer.some((t) => t.name === v.name));
   return { model: out, folded };
+}
+
+/** Gives `conv` new weights and bias initializers. */
+function setWeights(graph: GraphProto, conv: NodeProto, input: string, w: TensorProto, weights: Float64Array, bias: Float64Array, tag: string): void {
+  graph.initializer.push(makeTensor(`${w.name}${tag}`, DataType.FLOAT, dimsOf(w), weights));
+  graph.initializer.push(makeTensor(`${conv.name || w.name}__bias${tag}`, DataType.FLOAT, [bias.length], bias));
+  conv.input = [input, `${w.name}${tag}`, `${conv.name || w.name}__bias${tag}`];
+}
+
+/** Folds every Conv → affine-by-constant chain; returns a new model and what was folded. */
+export function foldConvAffine(model: ModelProto): FoldResult {
+  return foldToFixpoint(model, (graph, index, conv, tag) => {
+    const follower = foldableFollower(index, conv);
+    if (!follower) return null;
+    const w = index.initializers.get(conv.input[1])!;
+    const b = conv.input[2] ? index.initializers.get(conv.input[2]) : undefined;
+    if (conv.input[2] && !b) return null; // a bias computed at run time
+    const bias = b ? tensorToNumbers(b) : new Float64Array(Number(w.dims[0]));
+    const next = foldInto(w, bias, follower.node.opType as AffineOp, follower.values);
+    setWeights(graph, conv, conv.input[0], w, next.weights, next.bias, tag);
+    conv.output = [follower.node.output[0]];
+    return [follower.node];
+  });
 }
 
 /** Per-input-channel constant of a Mul/Add that feeds only `conv`, or null. */
@@ -153,52 +169,34 @@ function forEachWeight(dims: readonly number[], group: number, f: (k: number, o:
  * Mul → Add → padded Conv becomes Add(d / c) → Conv with the scale in the filters.
  */
 export function foldAffineIntoConv(model: ModelProto): FoldResult {
-  const out = cloneModel(model);
-  const graph = out.graph!;
-  const folded: string[] = [];
-  let serial = 0;
-  for (let changed = true; changed; ) {
-    changed = false;
-    const index = new GraphIndex(graph);
-    for (const conv of graph.node) {
-      if (conv.opType !== 'Conv' || conv.domain !== '') continue;
-      const w = index.initializers.get(conv.input[1]);
-      if (!w || w.dataType !== DataType.FLOAT || (conv.input[2] && !index.initializers.get(conv.input[2]))) continue;
-      const first = inputAffine(index, index.producer.get(conv.input[0]), conv);
-      if (!first) continue;
-      const dims = dimsOf(w);
-      const group = attrInt(conv, 'group', 1);
-      const weights = tensorToNumbers(w);
-      const bias = conv.input[2] ? tensorToNumbers(index.initializers.get(conv.input[2])!) : new Float64Array(dims[0]);
-      let input = first.x;
-      const removed = [first.node];
-      if (first.node.opType === 'Mul') {
-        forEachWeight(dims, group, (k, _o, i) => { weights[k] *= first.values[i]; });
-      } else if (padsNothing(conv)) {
-        forEachWeight(dims, group, (k, o, i) => { bias[o] += weights[k] * first.values[i]; });
-      } else {
-        // Add right before a padded Conv: move a Mul before it past the Add, if there is one.
-        const mul = inputAffine(index, index.producer.get(first.x), { ...conv, input: [first.x, conv.input[1]] } as NodeProto);
-        if (!mul || mul.node.opType !== 'Mul' || mul.values.some((v) => v === 0)) continue;
-        forEachWeight(dims, group, (k, _o, i) => { weights[k] *= mul.values[i]; });
-        const shifted = first.values.map((d, i) => d / mul.values[i]);
-        const dName = `${first.node.name || 'add'}__shift__folded${serial}`;
-        graph.initializer.push(makeTensor(dName, DataType.FLOAT, [1, shifted.length, ...dims.slice(2).map(() => 1)], shifted));
-        first.node.input = [mul.x, dName];
-        removed.splice(0, 1, mul.node);
-        input = first.node.output[0];
-      }
-      const tag = `__folded${serial++}`;
-      graph.initializer.push(makeTensor(`${w.name}${tag}`, DataType.FLOAT, dims, weights));
-      graph.initializer.push(makeTensor(`${conv.name || w.name}__bias${tag}`, DataType.FLOAT, [dims[0]], bias));
-      conv.input = [input, `${w.name}${tag}`, `${conv.name || w.name}__bias${tag}`];
-      graph.node = graph.node.filter((n) => !removed.includes(n));
-      folded.push(...removed.map((n) => n.name || n.opType));
-      changed = true;
-      break; // the index is stale now
+  return foldToFixpoint(model, (graph, index, conv, tag) => {
+    const w = index.initializers.get(conv.input[1]);
+    if (!w || w.dataType !== DataType.FLOAT || (conv.input[2] && !index.initializers.get(conv.input[2]))) return null;
+    const first = inputAffine(index, index.producer.get(conv.input[0]), conv);
+    if (!first) return null;
+    const dims = dimsOf(w);
+    const group = attrInt(conv, 'group', 1);
+    const weights = tensorToNumbers(w);
+    const bias = conv.input[2] ? tensorToNumbers(index.initializers.get(conv.input[2])!) : new Float64Array(dims[0]);
+    if (first.node.opType === 'Mul') {
+      forEachWeight(dims, group, (k, _o, i) => { weights[k] *= first.values[i]; });
+      setWeights(graph, conv, first.x, w, weights, bias, tag);
+      return [first.node];
     }
-  }
-  const used = new Set(graph.node.flatMap((n) => n.input));
-  graph.initializer = graph.initializer.filter((t) => used.has(t.name));
-  return { model: out, folded };
+    if (padsNothing(conv)) {
+      forEachWeight(dims, group, (k, o, i) => { bias[o] += weights[k] * first.values[i]; });
+      setWeights(graph, conv, first.x, w, weights, bias, tag);
+      return [first.node];
+    }
+    // Add right before a padded Conv: move a Mul before it past the Add, if there is one.
+    const mul = inputAffine(index, index.producer.get(first.x), { ...conv, input: [first.x, conv.input[1]] } as NodeProto);
+    if (!mul || mul.node.opType !== 'Mul' || mul.values.some((v) => v === 0)) return null;
+    forEachWeight(dims, group, (k, _o, i) => { weights[k] *= mul.values[i]; });
+    const shifted = first.values.map((d, i) => d / mul.values[i]);
+    const dName = `${first.node.name || 'add'}__shift${tag}`;
+    graph.initializer.push(makeTensor(dName, DataType.FLOAT, [1, shifted.length, ...dims.slice(2).map(() => 1)], shifted));
+    first.node.input = [mul.x, dName];
+    setWeights(graph, conv, first.node.output[0], w, weights, bias, tag);
+    return [mul.node];
+  });
 }

@@ -4,13 +4,15 @@
 //
 // Padding is ignored (E[x] is taken as the same at every position), as in the paper.
 //
-// Two ways to get there (BIAS_CORRECTIONS):
+// Three ways to get there (BIAS_CORRECTIONS):
+//   datafree    the shift (W_q - W)·E[x] with E[x] from the BatchNorm statistics before the
+//               layer (calibration/datafree.ts), so it needs no samples at all;
 //   analytical  the shift (W_q - W)·E[x] from the FP32 input's channel means, per layer;
 //   empirical   the mean error actually measured at each layer's output in the INT8 model,
 //               layer by layer in graph order, so it also absorbs what activation
 //               quantization and the layers before it shifted (calibration/bias-correction.ts).
 
-export const BIAS_CORRECTIONS = ['none', 'analytical', 'empirical'] as const;
+export const BIAS_CORRECTIONS = ['none', 'datafree', 'analytical', 'empirical'] as const;
 export type BiasCorrection = (typeof BIAS_CORRECTIONS)[number];
 
 export interface ConvLayout {

@@ -9,6 +9,8 @@ import { GraphIndex, readModel, valueInfo } from '../../src/onnx/index.js';
 import { createSession } from '../../src/runtime/index.js';
 import { loadMnistSplit, IMAGE_SIZE } from '../../scripts/lib/mnist-data.js';
 import { paths } from '../helpers/paths.js';
+import { batchNormMeans, gaussianExpectation, rectifiedMean } from '../../src/calibration/datafree.js';
+import { syntheticTextLines } from '../../scripts/lib/ocr-synthetic.js';
 
 const { train } = loadMnistSplit();
 const samples = (n: number, from = 0) => arraySource({ input: { data: train.images.subarray(from * IMAGE_SIZE, (from + n) * IMAGE_SIZE), dims: [n, 1, 28, 28] } });
@@ -94,4 +96,33 @@ describe('bias correction on MNIST', () => {
     const after = await gap(corrected.model);
     expect(after).toBeLessThan(0.1 * before);
   }, 60_000);
+});
+
+describe('data-free bias correction from BatchNorm statistics', () => {
+  it('carries N(β, γ²) through Relu in closed form, and through any activation by quadrature', () => {
+    // Rectified Gaussian: E[max(z, 0)] = σφ(μ/σ) + μΦ(μ/σ).
+    expect(rectifiedMean(0, 1)).toBeCloseTo(1 / Math.sqrt(2 * Math.PI), 6);
+    expect(rectifiedMean(2, 0)).toBe(2);
+    expect(rectifiedMean(-2, 0)).toBe(0);
+    expect(gaussianExpectation((z) => Math.max(z, 0), 0.3, 1.7)).toBeCloseTo(rectifiedMean(0.3, 1.7), 3);
+    expect(gaussianExpectation((z) => z, -1.25, 3)).toBeCloseTo(-1.25, 6);
+  });
+
+  it('reads the means behind the OCR classifier\'s BNs, corrects its biases, and records it', async () => {
+    const fp32 = readModel(paths.ocrClassifier);
+    const means = batchNormMeans(fp32);
+    expect(means.size).toBeGreaterThan(40);
+    // Every Relu output's mean is non-negative, as a rectified mean must be.
+    const index = new GraphIndex(fp32.graph!);
+    const relus = [...means.keys()].filter((t) => index.producer.get(t)?.opType === 'Relu');
+    expect(relus.length).toBeGreaterThan(5);
+    for (const t of relus) expect(Math.min(...means.get(t)!)).toBeGreaterThanOrEqual(0);
+    const lines = syntheticTextLines({ count: 8, seed: 3 });
+    const source = arraySource({ x: { data: lines.data, dims: lines.dims } });
+    const plain = await calibrate(fp32, source, { method: 'minmax', biasCorrection: 'none' });
+    const corrected = await calibrate(fp32, source, { method: 'minmax', biasCorrection: 'datafree' });
+    expect(corrected.profile.options.biasCorrection).toBe('datafree');
+    const biases = (m: typeof plain.model) => m.graph!.initializer.filter((t) => t.name.endsWith('__bq')).map((t) => Buffer.from(t.rawData).toString('hex')).join();
+    expect(biases(corrected.model)).not.toBe(biases(plain.model));
+  });
 });
