@@ -19,6 +19,12 @@ export interface SessionOptions {
   allowSpinning?: boolean;
   /** Turn on ORT's profiler, writing JSON trace files with this prefix. */
   profileFilePrefix?: string;
+  /**
+   * ORT's CPU arena keeps every block it ever allocated for reuse (default on). Off for
+   * runs whose output sets vary (a tap fetching tensor groups), where the arena would grow
+   * to the union of them all.
+   */
+  memoryArena?: boolean;
 }
 
 export async function createSession(model: ModelProto | Uint8Array, opts: SessionOptions = {}, source = 'model'): Promise<ort.InferenceSession> {
@@ -29,6 +35,7 @@ export async function createSession(model: ModelProto | Uint8Array, opts: Sessio
     intraOpNumThreads: opts.threads ?? 1,
     interOpNumThreads: 1,
     executionMode: 'sequential',
+    enableCpuMemArena: opts.memoryArena ?? true,
     extra: { session: { intra_op: { allow_spinning: opts.allowSpinning ? '1' : '0' } } },
   };
   if (opts.optimizedModelFilePath) options.optimizedModelFilePath = opts.optimizedModelFilePath;

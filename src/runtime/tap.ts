@@ -21,7 +21,7 @@ export class ActivationTap {
     // Graph inputs are read from the feeds; everything else becomes an extra output.
     const existing = new Set([...outputs, ...graph.input.map((i) => i.name)]);
     for (const t of tensors) if (!existing.has(t)) graph.output.push(valueInfo(t, DataType.FLOAT));
-    const session = await createSession(tapped, { optimization: 'basic', ...opts }, 'activation tap');
+    const session = await createSession(tapped, { optimization: 'basic', memoryArena: false, ...opts }, 'activation tap');
     return new ActivationTap(session, tensors, outputs);
   }
 
