@@ -32,7 +32,7 @@ function correctedOutputs(model: ModelProto, plan: QuantizationPlan): { node: st
 
 /** Per-channel means of `tensors` over the source, weighted by samples per batch. */
 async function channelMeans(model: ModelProto, tensors: Map<string, number>, source: SampleSource, o: EmpiricalBiasOptions): Promise<Map<string, Float64Array>> {
-  const session = await createSession(withChannelMeans(model, tensors), { threads: o.threads ?? 1 }, 'bias-correction model');
+  const session = await createSession(withChannelMeans(model, tensors), { threads: o.threads ?? 1, memoryArena: false }, 'bias-correction model');
   const sums = new Map<string, Float64Array>();
   let n = 0;
   try {

@@ -341,7 +341,7 @@ export class Calibrator {
   async correctBiases(source: SampleSource, onProgress?: (done: number, total: number) => void): Promise<void> {
     if (this.options.biasCorrection !== 'empirical' || this.options.method === 'datafree') return;
     this.biasDeltas = null;
-    this.biasDeltas = await empiricalBiasDeltas(this.selectionInput(), source, { threads: this.options.threads, batchSize: this.options.batchSize, onProgress });
+    this.biasDeltas = await empiricalBiasDeltas(this.selectionInput(), source, { threads: this.options.threads, batchSize: this.batchSize, onProgress });
   }
 
   /**
@@ -420,7 +420,7 @@ async function equalizedModel(prepared: ModelProto, options: CalibrateOptions, s
   const pairs = findEqualizationPairs(prepared);
   const measure = want === 'activations' && samples && samples.count > 0 && options.method !== 'datafree';
   const ranges = measure
-    ? await measureChannelRanges(prepared, convInputRanks(prepared, pairs), samples, { threads: options.threads, batchSize: options.batchSize })
+    ? await measureChannelRanges(prepared, convInputRanks(prepared, pairs), samples, { threads: options.threads })
     : undefined;
   const { model, pairs: done } = equalizeModel(prepared, pairs, ranges);
   return { model, equalized: { pairs: done.length, from: measure ? 'activations' : 'weights', tensors: rescaledTensors(model, done) } };

@@ -26,7 +26,9 @@ export async function measureChannelRanges(
   const names = [...tensors.keys()].flatMap((t) => [minOutput(t), maxOutput(t)]);
   const tap = await ActivationTap.create(tapped, names, { threads: opts.threads ?? 1 });
   try {
-    for await (const raw of source.batches(opts.batchSize ?? 8)) {
+    // Only two short vectors per tensor come back, but ORT holds a batch's intermediates:
+    // one sample at a time keeps that small on large inputs.
+    for await (const raw of source.batches(opts.batchSize ?? 1)) {
       const { batch } = dropNonFinite(raw);
       if (!batch) continue;
       const { tensors: out } = await tap.run(toFeeds(batch));
