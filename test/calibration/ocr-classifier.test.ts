@@ -108,7 +108,7 @@ describe('PaddleOCR classifier (opset 9) calibrated from 64 synthetic text lines
       /input 'x' has no static shape/,
     );
     await expect(calibrate(fp32, null, { method: 'datafree', inputRange: { min: -1, max: 1 } })).rejects.toMatchObject({
-      hint: expect.stringMatching(/inputShapes.*x: \[3, N, N\]/),
+      hint: expect.stringMatching(/--input-shape x=1x3xNxN .*inputShapes: { x: \[1, 3, N, N\] }/),
     });
   });
 
