@@ -4,7 +4,8 @@
 // table instead (accuracy change per method and sample count); `--ablation` prints the
 // technique ablation (equalization × bias correction on the OCR models and MNIST);
 // `--models` prints calibration memory and time on the real PaddleOCR
-// models instead (scripts/bench/models.ts); `--no-auto` skips the per-layer selection section.
+// models instead (scripts/bench/models.ts); `--daemon-detector` the daemon serving the PaddleOCR
+// detector (scripts/bench/daemon-detector.ts); `--no-auto` skips the per-layer selection section.
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
 // against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
@@ -27,6 +28,7 @@ import { daemonBenchmarks } from './bench/daemon.js';
 import { mnistMethodTable, ocrMethodTable, methodTableMarkdown } from './bench/methods.js';
 import { ablationMarkdown, ablationTable } from './bench/ablation.js';
 import { modelsBench } from './bench/models.js';
+import { daemonDetectorBench } from './bench/daemon-detector.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
 import type { BenchRow } from './bench/row.js';
 
@@ -152,6 +154,7 @@ async function main() {
   if (args.has('--methods')) return methods();
   if (args.has('--ablation')) return ablation();
   if (args.has('--models')) return report(await modelsBench(repoRoot, { quick, log }));
+  if (args.has('--daemon-detector')) return report(await daemonDetectorBench(repoRoot, { quick, log }));
   const { train, test } = loadMnistSplit();
   const fp32Bytes = serializeModel(readModel(modelPath));
   const calib = await calibrate(readModel(modelPath), arraySource({ input: { data: train.images.subarray(0, 500 * IMAGE_SIZE), dims: [500, 1, 28, 28] } }), { method: 'entropy' });
