@@ -114,7 +114,8 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     const source = arraySource(toBatch(samples));
     const task = metric ? parseMetric(metric) : undefined;
     const figures = async (bytes: Uint8Array) => {
-      const r = await compareModels(reference, parseModel(bytes, 'calibration'), source, { batchSize: 64, metric: task });
+      // Small batches: a batch's FP32 and INT8 intermediates are what the daemon's RSS peaks on.
+      const r = await compareModels(reference, parseModel(bytes, 'calibration'), source, { batchSize: 4, metric: task });
       return { agreement: r.agreement, sqnrDb: r.sqnrDb, samples: r.samples, value: r.value, metric: r.metric.name };
     };
     return { candidate: await figures(candidate), current: current ? await figures(current) : null };
