@@ -25,6 +25,16 @@ export interface DataFreeOptions {
   inputShapes?: Record<string, number[]>;
 }
 
+/** The model's BatchNormalization nodes whose scale (γ) and shift (β) are constants. */
+function batchNorms(model: ModelProto, index: GraphIndex): { node: NodeProto; gamma: Float64Array; beta: Float64Array }[] {
+  return model.graph!.node.flatMap((node) => {
+    if (node.opType !== 'BatchNormalization') return [];
+    const gamma = constantValues(index, node.input[1]);
+    const beta = constantValues(index, node.input[2]);
+    return gamma && beta ? [{ node, gamma, beta }] : [];
+  });
+}
+
 /**
  * Ranges implied by BatchNormalization statistics in the *original* model (before BN is
  * folded into Conv): for the BN output, and for a sole Relu/Clip after it.
@@ -32,11 +42,7 @@ export interface DataFreeOptions {
 export function batchNormRanges(model: ModelProto, bnSigmas = 4): Map<string, Range> {
   const index = new GraphIndex(model.graph!);
   const ranges = new Map<string, Range>();
-  for (const node of model.graph!.node) {
-    if (node.opType !== 'BatchNormalization') continue;
-    const gamma = constantValues(index, node.input[1]);
-    const beta = constantValues(index, node.input[2]);
-    if (!gamma || !beta) continue;
+  for (const { node, gamma, beta } of batchNorms(model, index)) {
     let lo = Infinity;
     let hi = -Infinity;
     for (let c = 0; c < gamma.length; c++) {
@@ -119,11 +125,7 @@ export function batchNormMeans(model: ModelProto): Map<string, Float64Array> {
   const index = new GraphIndex(model.graph!);
   const opset = onnxOpset(model);
   const means = new Map<string, Float64Array>();
-  for (const node of model.graph!.node) {
-    if (node.opType !== 'BatchNormalization') continue;
-    const gamma = constantValues(index, node.input[1]);
-    const beta = constantValues(index, node.input[2]);
-    if (!gamma || !beta) continue;
+  for (const { node, gamma, beta } of batchNorms(model, index)) {
     const y = node.output[0];
     means.set(y, Float64Array.from(beta));
     const act = activationAfter(index, y, opset);
