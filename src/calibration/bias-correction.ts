@@ -10,9 +10,8 @@
 
 import { GraphIndex, topologicalOrder, type ModelProto } from '../onnx/index.js';
 import { planQuantization, type QuantizationPlan, type QuantizeStatistics } from '../quant/index.js';
-import { createSession } from '../runtime/index.js';
-import { channelMeanOutput, withChannelMeans } from './channel-means.js';
-import { dropNonFinite, toFeeds, type SampleSource } from './samples.js';
+import { ChannelMeanObserver, channelMeanOutput, forEachChannelReduction } from './channel-means.js';
+import type { SampleSource } from './samples.js';
 import { buildVariant, type SelectionInput } from './selection.js';
 
 export interface EmpiricalBiasOptions {
@@ -32,28 +31,11 @@ function correctedOutputs(model: ModelProto, plan: QuantizationPlan): { node: st
 
 /** Per-channel means of `tensors` over the source, weighted by samples per batch. */
 async function channelMeans(model: ModelProto, tensors: Map<string, number>, source: SampleSource, o: EmpiricalBiasOptions): Promise<Map<string, Float64Array>> {
-  const session = await createSession(withChannelMeans(model, tensors), { threads: o.threads ?? 1, memoryArena: false }, 'bias-correction model');
-  const sums = new Map<string, Float64Array>();
-  let n = 0;
-  try {
-    for await (const raw of source.batches(o.batchSize ?? 8)) {
-      const { batch } = dropNonFinite(raw); // as the calibration itself skipped them
-      if (!batch) continue;
-      const count = batch[Object.keys(batch)[0]].dims[0];
-      const out = await session.run(toFeeds(batch));
-      for (const t of tensors.keys()) {
-        const m = out[channelMeanOutput(t)].data as Float32Array;
-        const sum = sums.get(t) ?? new Float64Array(m.length);
-        for (let c = 0; c < m.length; c++) sum[c] += m[c] * count;
-        sums.set(t, sum);
-      }
-      n += count;
-    }
-  } finally {
-    await session.release();
-  }
-  for (const s of sums.values()) for (let c = 0; c < s.length; c++) s[c] /= n;
-  return sums;
+  const observers = new Map([...tensors.keys()].map((t) => [t, new ChannelMeanObserver()]));
+  await forEachChannelReduction(model, tensors, [['ReduceMean', channelMeanOutput]], source, { threads: o.threads, batchSize: o.batchSize ?? 8 }, (out, count) => {
+    for (const [t, observer] of observers) observer.update(out[channelMeanOutput(t)], count);
+  });
+  return new Map([...observers].map(([t, observer]) => [t, observer.mean()!]));
 }
 
 /**

@@ -97,9 +97,14 @@ export class Calibrator {
   private clampBuffer = new Float32Array(0);
   /** Bytes one sample of each measured tensor takes, once the first sample has been seen. */
   private tensorBytes: Map<string, number> | null = null;
-  private pendingBytes: Map<string, number> | null = null;
+  /** Their sum: the bytes one sample costs. */
+  private sampleBytes = 0;
   /** Input elements of the sample the sizes were learnt from. */
   private probeInput: number | null = null;
+  /** Tap groups for the last scaled sample count asked for (the daemon asks per sample). */
+  private groupsFor: { count: number; groups: (string[] | null)[] } | null = null;
+  /** Activation bytes fetched since the last garbage collection. */
+  private fetchedSinceCollect = 0;
 
   private constructor(
     readonly source: ModelProto,
@@ -185,14 +190,26 @@ export class Calibrator {
     const inputPerSample = Object.values(clean).reduce((a, t) => a + t.data.length, 0) / count;
     this.probeInput ??= inputPerSample;
     let outputs: Map<string, ort.Tensor> | undefined;
+    const sizes = this.tensorBytes || this.extremesOnly ? null : new Map<string, number>();
     for (const group of this.tapGroups(count * (inputPerSample / this.probeInput))) {
       // The first run of a batch also fetches the small extra outputs (channel means).
       const only = group && !outputs ? [...group, ...this.meanInputs.map(channelMeanOutput)] : group;
       const run = await this.tap.run(feeds, only ?? undefined);
       if (!outputs) for (const [t, observer] of this.means) observer.update(run.tensors.get(channelMeanOutput(t))!, count);
       outputs ??= run.outputs;
-      this.learn(run.tensors, group ?? this.measured, count);
+      const names = group ?? this.measured;
+      this.learn(run.tensors, names);
+      // Extremes are three scalars a tensor: nothing to size or free.
+      if (this.extremesOnly) continue;
+      for (const name of names) {
+        const bytes = COPIES_PER_FETCH * run.tensors.get(name)!.byteLength;
+        sizes?.set(name, bytes / count);
+        this.fetchedSinceCollect += bytes;
+      }
     }
+    // In graph order, so groups follow the network.
+    if (sizes) this.learnSizes(new Map(this.measured.map((t) => [t, sizes.get(t)!])));
+    this.releaseFetched();
     this.observed += count;
     if (!this.extremesOnly) return outputs!;
     // The model's own outputs only, not the extremes added to the tap.
@@ -208,10 +225,27 @@ export class Calibrator {
   private tapGroups(count: number): (string[] | null)[] {
     if (this.extremesOnly) return [null];
     if (!this.tensorBytes) return probeGroups(this.measured);
-    const budget = this.memoryBudgetBytes();
-    const scaled = new Map([...this.tensorBytes].map(([t, b]) => [t, b * count]));
-    const groups = tensorGroups(scaled, budget);
-    return groups.length === 1 ? [null] : groups;
+    if (this.groupsFor?.count !== count) {
+      const scaled = new Map([...this.tensorBytes].map(([t, b]) => [t, b * count]));
+      const groups = tensorGroups(scaled, this.memoryBudgetBytes());
+      this.groupsFor = { count, groups: groups.length === 1 ? [null] : groups };
+    }
+    return this.groupsFor.groups;
+  }
+
+  private learnSizes(bytes: Map<string, number>): void {
+    this.tensorBytes = bytes;
+    this.sampleBytes = [...bytes.values()].reduce((a, b) => a + b, 0);
+  }
+
+  /**
+   * A full garbage collection once a budget's worth of activations has been fetched: ORT's
+   * output buffers are invisible to V8's heap accounting, so nothing else would free them.
+   */
+  private releaseFetched(): void {
+    if (this.fetchedSinceCollect < this.memoryBudgetBytes()) return;
+    collectGarbage();
+    this.fetchedSinceCollect = 0;
   }
 
   private memoryBudgetBytes(): number {
@@ -228,37 +262,25 @@ export class Calibrator {
     const cap = this.options.batchSize ?? 32;
     if (this.extremesOnly) return cap;
     if (!this.tensorBytes) return 1;
-    const perSample = [...this.tensorBytes.values()].reduce((a, b) => a + b, 0);
-    return batchSizeFor(perSample, this.memoryBudgetBytes(), cap);
+    return batchSizeFor(this.sampleBytes, this.memoryBudgetBytes(), cap);
   }
 
-  /** Feeds one run's tensors to the collectors (and learns their sizes on the first). */
-  private learn(tensors: Map<string, Float32Array>, names: readonly string[], count: number): void {
+  /**
+   * Feeds one run's tensors to the collectors. Extremes are kept as measured: ranges() narrows
+   * them to the saturation intervals, and narrowing commutes with taking min and max.
+   */
+  private learn(tensors: Map<string, Float32Array>, names: readonly string[]): void {
     if (this.extremesOnly) {
       for (const name of names) {
         const [lo, hi, size] = extremeOutputs(name).map((o) => tensors.get(o)![0] as number | bigint);
         // Inputs are finite; an activation that overflowed to ±Infinity (or NaN) leaves no
         // usable extremes for this batch, so the batch does not count for that tensor.
-        if (!Number.isFinite(lo) || !Number.isFinite(hi)) continue;
-        const r = this.bounds.has(name) ? clampRange({ min: Number(lo), max: Number(hi) }, this.bounds.get(name)!) : { min: Number(lo), max: Number(hi) };
-        this.collectors.updateExtremes(name, r.min, r.max, Number(size));
+        if (Number.isFinite(lo) && Number.isFinite(hi)) this.collectors.updateExtremes(name, Number(lo), Number(hi), Number(size));
       }
       return;
     }
-    const sizes = this.pendingBytes ?? new Map<string, number>();
-    for (const name of names) {
-      const data = tensors.get(name)!;
-      if (!this.tensorBytes) sizes.set(name, (COPIES_PER_FETCH * data.byteLength) / count);
-      this.collectors.update(name, this.clamped(name, data));
-    }
-    if (!this.tensorBytes) {
-      this.pendingBytes = sizes;
-      if (sizes.size === this.measured.length) {
-        // In graph order, so groups follow the network.
-        this.tensorBytes = new Map(this.measured.map((t) => [t, sizes.get(t)!]));
-        this.pendingBytes = null;
-      }
-    }
+    // Histograms see the values clamped, so the range search counts the mass at a bound.
+    for (const name of names) this.collectors.update(name, this.clamped(name, tensors.get(name)!));
   }
 
   /** Runs the FP32 tap without learning (held-out samples): returns the FP32 outputs. */
@@ -277,18 +299,9 @@ export class Calibrator {
       onProgress?.((done = 1), source.count);
       rest = sliceSource(source, 1, source.count);
     }
-    // Dead ORT buffers are freed once a budget's worth has been fetched since the last time.
-    const perSample = this.tensorBytes ? [...this.tensorBytes.values()].reduce((a, b) => a + b, 0) : 0;
-    let sinceCollect = 0;
     for await (const batch of rest.batches(this.batchSize)) {
       await this.observe(batch);
-      const n = batch[Object.keys(batch)[0]].dims[0];
-      done += n;
-      sinceCollect += n * perSample;
-      if (sinceCollect >= this.memoryBudgetBytes()) {
-        collectGarbage();
-        sinceCollect = 0;
-      }
+      done += batch[Object.keys(batch)[0]].dims[0];
       onProgress?.(done, source.count);
     }
   }

@@ -5,6 +5,8 @@
 
 import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, onnxOpset, valueInfo, type ModelProto } from '../onnx/index.js';
 import type { QuantizationPlan } from '../quant/index.js';
+import { createSession, type SessionOptions } from '../runtime/index.js';
+import { dropNonFinite, toFeeds, type SampleSource } from './samples.js';
 
 /** Running weighted mean of per-channel vectors; fades like the range collectors. */
 export class ChannelMeanObserver {
@@ -81,4 +83,31 @@ export function withChannelReductions(model: ModelProto, tensors: Map<string, nu
     }
   }
   return out;
+}
+
+/**
+ * Streams `source` through `model` with each reduction of each tensor (name → rank) as an
+ * extra output, and hands every batch's reduced vectors (by output name) and sample count
+ * to `take`. Samples holding NaN or Infinity are skipped, as calibration skips them. The
+ * session runs without ORT's arena: only short vectors come back.
+ */
+export async function forEachChannelReduction(
+  model: ModelProto, tensors: Map<string, number>, reductions: ChannelReduction[], source: SampleSource,
+  opts: { threads?: number; batchSize: number; optimization?: SessionOptions['optimization'] },
+  take: (reduced: Record<string, Float32Array>, count: number) => void,
+): Promise<void> {
+  if (tensors.size === 0) return;
+  const session = await createSession(withChannelReductions(model, tensors, reductions), { threads: opts.threads ?? 1, memoryArena: false, optimization: opts.optimization }, 'channel-statistics model');
+  try {
+    for await (const raw of source.batches(opts.batchSize)) {
+      const { batch } = dropNonFinite(raw);
+      if (!batch) continue;
+      const out = await session.run(toFeeds(batch));
+      const reduced: Record<string, Float32Array> = {};
+      for (const name of Object.keys(out)) reduced[name] = out[name].data as Float32Array;
+      take(reduced, batch[Object.keys(batch)[0]].dims[0]);
+    }
+  } finally {
+    await session.release();
+  }
 }

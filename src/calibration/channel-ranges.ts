@@ -4,9 +4,8 @@
 
 import { GraphIndex, type ModelProto } from '../onnx/index.js';
 import type { ChannelRange } from '../quant/index.js';
-import { ActivationTap } from '../runtime/index.js';
-import { withChannelReductions } from './channel-means.js';
-import { dropNonFinite, toFeeds, type SampleSource } from './samples.js';
+import { forEachChannelReduction, type ChannelReduction } from './channel-means.js';
+import type { SampleSource } from './samples.js';
 
 const minOutput = (t: string) => `${t}__calibd_chmin`;
 const maxOutput = (t: string) => `${t}__calibd_chmax`;
@@ -21,31 +20,21 @@ export async function measureChannelRanges(
   model: ModelProto, tensors: Map<string, number>, source: SampleSource, opts: ChannelRangeOptions = {},
 ): Promise<Map<string, ChannelRange>> {
   const ranges = new Map<string, { min: Float64Array; max: Float64Array }>();
-  if (tensors.size === 0) return ranges;
-  const tapped = withChannelReductions(model, tensors, [['ReduceMin', minOutput], ['ReduceMax', maxOutput]]);
-  const names = [...tensors.keys()].flatMap((t) => [minOutput(t), maxOutput(t)]);
-  const tap = await ActivationTap.create(tapped, names, { threads: opts.threads ?? 1 });
-  try {
-    // Only two short vectors per tensor come back, but ORT holds a batch's intermediates:
-    // one sample at a time keeps that small on large inputs.
-    for await (const raw of source.batches(opts.batchSize ?? 1)) {
-      const { batch } = dropNonFinite(raw);
-      if (!batch) continue;
-      const { tensors: out } = await tap.run(toFeeds(batch));
-      for (const t of tensors.keys()) {
-        const lo = out.get(minOutput(t))!;
-        const hi = out.get(maxOutput(t))!;
-        const r = ranges.get(t) ?? { min: new Float64Array(lo.length).fill(Infinity), max: new Float64Array(hi.length).fill(-Infinity) };
-        for (let c = 0; c < lo.length; c++) {
-          if (Number.isFinite(lo[c])) r.min[c] = Math.min(r.min[c], lo[c]);
-          if (Number.isFinite(hi[c])) r.max[c] = Math.max(r.max[c], hi[c]);
-        }
-        ranges.set(t, r);
+  // Only two short vectors per tensor come back, but ORT holds a batch's intermediates:
+  // one sample at a time keeps that small on large inputs.
+  const reductions: ChannelReduction[] = [['ReduceMin', minOutput], ['ReduceMax', maxOutput]];
+  await forEachChannelReduction(model, tensors, reductions, source, { threads: opts.threads, batchSize: opts.batchSize ?? 1, optimization: 'basic' }, (out) => {
+    for (const t of tensors.keys()) {
+      const lo = out[minOutput(t)];
+      const hi = out[maxOutput(t)];
+      const r = ranges.get(t) ?? { min: new Float64Array(lo.length).fill(Infinity), max: new Float64Array(hi.length).fill(-Infinity) };
+      for (let c = 0; c < lo.length; c++) {
+        if (Number.isFinite(lo[c])) r.min[c] = Math.min(r.min[c], lo[c]);
+        if (Number.isFinite(hi[c])) r.max[c] = Math.max(r.max[c], hi[c]);
       }
+      ranges.set(t, r);
     }
-  } finally {
-    await tap.release();
-  }
+  });
   return ranges;
 }
 

@@ -6,7 +6,7 @@
 //    pixels in [0, 1]) and run through the FP32 model.
 
 import { OptionError, mulberry32 } from '../common/index.js';
-import { GraphIndex, attrFloat, constantValues, onnxOpset, type ModelProto, type NodeProto } from '../onnx/index.js';
+import { GraphIndex, clipBounds, constantValues, writtenOutHardSwish, type ModelProto, type NodeProto } from '../onnx/index.js';
 import type { Range } from '../quant/index.js';
 import type { Batch, SampleSource } from './samples.js';
 
@@ -53,7 +53,7 @@ export function batchNormRanges(model: ModelProto, bnSigmas = 4): Map<string, Ra
     ranges.set(y, { min: lo, max: hi });
     const users = index.consumersOf(y);
     if (users.length === 1) {
-      const clamp = activationClamp(users[0], index, onnxOpset(model));
+      const clamp = activationClamp(users[0], index);
       if (clamp) ranges.set(users[0].output[0], { min: Math.max(lo, clamp.min), max: Math.min(hi, clamp.max) });
     }
   }
@@ -97,22 +97,20 @@ const hardSwish = (z: number) => z * Math.min(Math.max(z + 3, 0), 6) / 6;
  * The activation after a BN output, as a function, and the tensor it writes: a sole Relu,
  * Clip or HardSwish, or HardSwish written out as Add(3)/Clip(0,6)/Mul/Div(6).
  */
-function activationAfter(index: GraphIndex, y: string, opset: number): { f: (z: number) => number; out: string; relu: boolean } | null {
+function activationAfter(index: GraphIndex, y: string): { f: (z: number) => number; out: string; relu: boolean } | null {
   const users = index.consumersOf(y);
   if (users.length === 1) {
     const u = users[0];
     if (u.opType === 'Relu') return { f: (z) => Math.max(z, 0), out: u.output[0], relu: true };
     if (u.opType === 'HardSwish') return { f: hardSwish, out: u.output[0], relu: false };
-    const clamp = activationClamp(u, index, opset);
+    const clamp = activationClamp(u, index);
     if (clamp) return { f: (z) => Math.min(Math.max(z, clamp.min), clamp.max), out: u.output[0], relu: false };
     return null;
   }
-  const add = users.find((n) => n.opType === 'Add');
-  const mul = users.find((n) => n.opType === 'Mul');
-  const clip = add ? index.consumersOf(add.output[0])[0] : undefined;
-  const div = mul ? index.consumersOf(mul.output[0])[0] : undefined;
-  if (users.length !== 2 || !add || !mul || clip?.opType !== 'Clip' || !mul.input.includes(clip.output[0]) || div?.opType !== 'Div') return null;
-  return { f: hardSwish, out: div.output[0], relu: false };
+  const hs = users.length === 2 ? writtenOutHardSwish(index, y) : null;
+  if (!hs?.div) return null;
+  const { k, m } = hs;
+  return { f: (z) => (z * Math.min(Math.max(z + k, 0), m)) / m, out: hs.div.output[0], relu: false };
 }
 
 /**
@@ -123,26 +121,21 @@ function activationAfter(index: GraphIndex, y: string, opset: number): { f: (z: 
  */
 export function batchNormMeans(model: ModelProto): Map<string, Float64Array> {
   const index = new GraphIndex(model.graph!);
-  const opset = onnxOpset(model);
   const means = new Map<string, Float64Array>();
   for (const { node, gamma, beta } of batchNorms(model, index)) {
     const y = node.output[0];
     means.set(y, Float64Array.from(beta));
-    const act = activationAfter(index, y, opset);
+    const act = activationAfter(index, y);
     if (!act) continue;
     means.set(act.out, beta.map((b, c) => (act.relu ? rectifiedMean(b, Math.abs(gamma[c])) : gaussianExpectation(act.f, b, Math.abs(gamma[c])))));
   }
   return means;
 }
 
-function activationClamp(node: NodeProto, index: GraphIndex, opset: number): Range | undefined {
+function activationClamp(node: NodeProto, index: GraphIndex): Range | undefined {
   if (node.opType === 'Relu') return { min: 0, max: Infinity };
-  if (node.opType === 'Clip') {
-    if (opset < 11) return { min: attrFloat(node, 'min', -Infinity), max: attrFloat(node, 'max', Infinity) };
-    const lo = node.input[1] ? constantValues(index, node.input[1])?.[0] : undefined;
-    const hi = node.input[2] ? constantValues(index, node.input[2])?.[0] : undefined;
-    return { min: lo ?? -Infinity, max: hi ?? Infinity };
-  }
+  // A bound computed at run time clamps nothing that is known here.
+  if (node.opType === 'Clip') return clipBounds(index, node) ?? { min: -Infinity, max: Infinity };
   return undefined;
 }
 

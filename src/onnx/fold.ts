@@ -12,7 +12,7 @@
 // constant where the original read zeros; there the scale is still moved past the add).
 
 import { DataType, dimsOf, makeTensor, tensorToNumbers, type TensorProto } from './tensor.js';
-import { GraphIndex, attrInt, attrInts, attrString, type GraphProto, type NodeProto } from './graph.js';
+import { GraphIndex, attrInt, padsNothing, type GraphProto, type NodeProto } from './graph.js';
 import { cloneModel, type ModelProto } from './model.js';
 
 type AffineOp = 'Mul' | 'Div' | 'Add' | 'Sub';
@@ -145,13 +145,8 @@ function inputAffine(index: GraphIndex, node: NodeProto | undefined, conv: NodeP
   return { node, x: node.input[1 - k], values };
 }
 
-function padsNothing(conv: NodeProto): boolean {
-  const autoPad = attrString(conv, 'auto_pad') ?? 'NOTSET';
-  return (autoPad === 'NOTSET' || autoPad === 'VALID') && (attrInts(conv, 'pads') ?? []).every((p) => p === 0);
-}
-
-/** Calls f(flat index, output channel, input channel) for every weight of a Conv. */
-function forEachWeight(dims: readonly number[], group: number, f: (k: number, o: number, i: number) => void): void {
+/** Calls f(flat index, output channel, input channel) for every weight of a Conv [M, C/group, k…]. */
+export function forEachConvWeight(dims: readonly number[], group: number, f: (k: number, o: number, i: number) => void): void {
   const [out, inPerGroup] = dims;
   const kernel = dims.slice(2).reduce((a, b) => a * b, 1);
   const outPerGroup = out / group;
@@ -179,19 +174,19 @@ export function foldAffineIntoConv(model: ModelProto): FoldResult {
     const weights = tensorToNumbers(w);
     const bias = conv.input[2] ? tensorToNumbers(index.initializers.get(conv.input[2])!) : new Float64Array(dims[0]);
     if (first.node.opType === 'Mul') {
-      forEachWeight(dims, group, (k, _o, i) => { weights[k] *= first.values[i]; });
+      forEachConvWeight(dims, group, (k, _o, i) => { weights[k] *= first.values[i]; });
       setWeights(graph, conv, first.x, w, weights, bias, tag);
       return [first.node];
     }
     if (padsNothing(conv)) {
-      forEachWeight(dims, group, (k, o, i) => { bias[o] += weights[k] * first.values[i]; });
+      forEachConvWeight(dims, group, (k, o, i) => { bias[o] += weights[k] * first.values[i]; });
       setWeights(graph, conv, first.x, w, weights, bias, tag);
       return [first.node];
     }
     // Add right before a padded Conv: move a Mul before it past the Add, if there is one.
     const mul = inputAffine(index, index.producer.get(first.x), { ...conv, input: [first.x, conv.input[1]] } as NodeProto);
     if (!mul || mul.node.opType !== 'Mul' || mul.values.some((v) => v === 0)) return null;
-    forEachWeight(dims, group, (k, _o, i) => { weights[k] *= mul.values[i]; });
+    forEachConvWeight(dims, group, (k, _o, i) => { weights[k] *= mul.values[i]; });
     const shifted = first.values.map((d, i) => d / mul.values[i]);
     const dName = `${first.node.name || 'add'}__shift${tag}`;
     graph.initializer.push(makeTensor(dName, DataType.FLOAT, [1, shifted.length, ...dims.slice(2).map(() => 1)], shifted));

@@ -123,6 +123,28 @@ export function constantValues(index: GraphIndex, tensor: string): Float64Array 
   return undefined;
 }
 
+/**
+ * A Clip's bounds: attributes up to opset 10, optional constant inputs from 11 (a missing
+ * bound is unbounded); null when a bound is computed at run time.
+ */
+export function clipBounds(index: GraphIndex, node: NodeProto): { min: number; max: number } | null {
+  if (node.attribute.some((a) => a.name === 'min' || a.name === 'max')) return { min: attrFloat(node, 'min', -Infinity), max: attrFloat(node, 'max', Infinity) };
+  const fromInput = (k: number, fallback: number): number | null => {
+    if (!node.input[k]) return fallback;
+    const v = constantValues(index, node.input[k]);
+    return v && v.length === 1 ? v[0] : null;
+  };
+  const min = fromInput(1, -Infinity);
+  const max = fromInput(2, Infinity);
+  return min === null || max === null ? null : { min, max };
+}
+
+/** True when a Conv-like node adds no padding, so every window reads real values. */
+export function padsNothing(node: NodeProto): boolean {
+  const autoPad = attrString(node, 'auto_pad') ?? 'NOTSET';
+  return (autoPad === 'NOTSET' || autoPad === 'VALID') && (attrInts(node, 'pads') ?? []).every((p) => p === 0);
+}
+
 /** Nodes in an order where every node comes after the producers of its inputs. */
 export function topologicalOrder(graph: GraphProto): NodeProto[] {
   const index = new GraphIndex(graph);

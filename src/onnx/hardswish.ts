@@ -4,8 +4,7 @@
 // so models older than HardSwish's opset 14 take it too. Exact in real arithmetic; in float
 // the two forms differ by rounding only.
 
-import { DataType, makeTensor } from './tensor.js';
-import { GraphIndex, attrFloat, constantValues, makeNode, type NodeProto } from './graph.js';
+import { GraphIndex, clipBounds, constantValues, makeNode, type NodeProto } from './graph.js';
 import { cloneModel, type ModelProto } from './model.js';
 
 function scalar(index: GraphIndex, node: NodeProto, other: string): number | null {
@@ -14,17 +13,35 @@ function scalar(index: GraphIndex, node: NodeProto, other: string): number | nul
   return v && v.length === 1 ? v[0] : null;
 }
 
-function clipRange(index: GraphIndex, clip: NodeProto): [number, number] | null {
-  if (clip.attribute.some((a) => a.name === 'min' || a.name === 'max')) return [attrFloat(clip, 'min', -Infinity), attrFloat(clip, 'max', Infinity)];
-  const lo = clip.input[1] ? constantValues(index, clip.input[1]) : undefined;
-  const hi = clip.input[2] ? constantValues(index, clip.input[2]) : undefined;
-  return lo?.length === 1 && hi?.length === 1 ? [lo[0], hi[0]] : null;
-}
-
 const sole = (index: GraphIndex, t: string): NodeProto | undefined => {
   const users = index.consumersOf(t);
   return users.length === 1 && !index.graphOutputs.has(t) ? users[0] : undefined;
 };
+
+/** The ops of a written-out HardSwish reading x; `div` is null when the product is not divided by m. */
+export interface WrittenOutHardSwish {
+  add: NodeProto;
+  clip: NodeProto;
+  mul: NodeProto;
+  div: NodeProto | null;
+  k: number;
+  m: number;
+}
+
+/** x · Clip(x + k, 0, m) [/ m] reading the activation `x`, or null. The one matcher of this form. */
+export function writtenOutHardSwish(index: GraphIndex, x: string): WrittenOutHardSwish | null {
+  const add = index.consumersOf(x).find((n) => n.opType === 'Add' && n.domain === '' && n.input.length === 2);
+  const k = add ? scalar(index, add, x) : null;
+  const clip = add ? sole(index, add.output[0]) : undefined;
+  if (!add || k === null || !(k > 0) || clip?.opType !== 'Clip') return null;
+  const range = clipBounds(index, clip);
+  const mul = sole(index, clip.output[0]);
+  if (!range || range.min !== 0 || !(range.max > 0) || mul?.opType !== 'Mul' || !mul.input.includes(x)) return null;
+  const m = range.max;
+  const next = sole(index, mul.output[0]);
+  const div = next?.opType === 'Div' && next.input[0] === mul.output[0] && scalar(index, next, mul.output[0]) === m ? next : null;
+  return { add, clip, mul, div, k, m };
+}
 
 /** Replaces every written-out HardSwish; returns the new model and how many were replaced. */
 export function fuseHardSwish(model: ModelProto): { model: ModelProto; fused: number } {
@@ -34,27 +51,18 @@ export function fuseHardSwish(model: ModelProto): { model: ModelProto; fused: nu
   const removed = new Set<NodeProto>();
   const added = new Map<NodeProto, NodeProto[]>();
   let fused = 0;
-  for (const add of graph.node) {
-    if (add.opType !== 'Add' || add.domain !== '' || add.input.length !== 2) continue;
-    const x = add.input.find((t) => !index.initializers.has(t) && constantValues(index, t) === undefined);
-    if (!x) continue;
-    const k = scalar(index, add, x);
-    const clip = sole(index, add.output[0]);
-    if (k === null || !(k > 0) || clip?.opType !== 'Clip') continue;
-    const range = clipRange(index, clip);
-    const mul = sole(index, clip.output[0]);
-    if (!range || range[0] !== 0 || !(range[1] > 0) || mul?.opType !== 'Mul' || !mul.input.includes(x)) continue;
-    const m = range[1];
-    const div = sole(index, mul.output[0]);
-    const divisor = div?.opType === 'Div' && div.input[0] === mul.output[0] ? scalar(index, div, mul.output[0]) : null;
-    if (!div || divisor !== m) continue;
-    const name = add.name || `hardswish_${fused}`;
-    const hs = `${name}__hardsigmoid`;
-    added.set(div, [
-      makeNode('HardSigmoid', [x], [hs], `${name}__HardSigmoid`, { alpha: { float: 1 / m }, beta: { float: k / m } }),
-      makeNode('Mul', [x, hs], [div.output[0]], `${name}__HardSwish`),
+  for (const node of graph.node) {
+    if (node.opType !== 'Add' || node.domain !== '' || node.input.length !== 2) continue;
+    const x = node.input.find((t) => !index.initializers.has(t) && constantValues(index, t) === undefined);
+    const hs = x ? writtenOutHardSwish(index, x) : null;
+    if (!x || !hs || hs.add !== node || !hs.div) continue;
+    const name = node.name || `hardswish_${fused}`;
+    const gate = `${name}__hardsigmoid`;
+    added.set(hs.div, [
+      makeNode('HardSigmoid', [x], [gate], `${name}__HardSigmoid`, { alpha: { float: 1 / hs.m }, beta: { float: hs.k / hs.m } }),
+      makeNode('Mul', [x, gate], [hs.div.output[0]], `${name}__HardSwish`),
     ]);
-    for (const n of [add, clip, mul, div]) removed.add(n);
+    for (const n of [hs.add, hs.clip, hs.mul, hs.div]) removed.add(n);
     fused++;
   }
   graph.node = graph.node.flatMap((n) => added.get(n) ?? (removed.has(n) ? [] : [n]));

@@ -9,10 +9,10 @@ export {
 } from './tensor.js';
 export {
   GraphIndex, attr, attrInt, attrFloat, attrInts, attrString, attrTensor, makeAttr, makeNode,
-  constantValues, topologicalOrder, type AttrValue, type GraphProto, type NodeProto,
+  constantValues, topologicalOrder, clipBounds, padsNothing, type AttrValue, type GraphProto, type NodeProto,
 } from './graph.js';
 export { ModelBuilder, valueInfo, type Dim } from './builder.js';
 export { foldConvAffine, channelValues, type FoldResult } from './fold.js';
-export { foldAffineIntoConv } from './fold.js';
-export { fuseHardSwish } from './hardswish.js';
+export { foldAffineIntoConv, forEachConvWeight } from './fold.js';
+export { fuseHardSwish, writtenOutHardSwish, type WrittenOutHardSwish } from './hardswish.js';
 export { liftToOpset10, LIFT_TARGET_OPSET, type LiftResult } from './opset.js';

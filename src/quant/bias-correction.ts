@@ -12,6 +12,8 @@
 //               layer by layer in graph order, so it also absorbs what activation
 //               quantization and the layers before it shifted (calibration/bias-correction.ts).
 
+import { forEachConvWeight } from '../onnx/index.js';
+
 export const BIAS_CORRECTIONS = ['none', 'datafree', 'analytical', 'empirical'] as const;
 export type BiasCorrection = (typeof BIAS_CORRECTIONS)[number];
 
@@ -42,21 +44,10 @@ export function weightShift(w: ArrayLike<number>, wq: ArrayLike<number>, layout:
     }
     return shift;
   }
-  const m = d[0];
-  const cg = d[1];
-  const kernel = d.slice(2).reduce((a, b) => a * b, 1);
-  const perGroup = m / (layout.group ?? 1);
-  const shift = new Float64Array(m);
-  for (let o = 0; o < m; o++) {
-    const firstIn = Math.floor(o / perGroup) * cg;
-    let s = 0;
-    for (let c = 0; c < cg; c++) {
-      const mu = inputMean[firstIn + c];
-      const base = (o * cg + c) * kernel;
-      for (let k = 0; k < kernel; k++) s += (wq[base + k] - w[base + k]) * mu;
-    }
-    shift[o] = s;
-  }
+  const shift = new Float64Array(d[0]);
+  forEachConvWeight(d, layout.group ?? 1, (k, o, i) => {
+    shift[o] += (wq[k] - w[k]) * inputMean[i];
+  });
   return shift;
 }
 

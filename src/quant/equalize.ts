@@ -18,7 +18,7 @@
 // Conv1's largest weight for the channel, as in the paper.
 
 import {
-  DataType, GraphIndex, attrInt, attrInts, attrString, cloneModel, dimsOf, makeTensor, tensorToNumbers,
+  DataType, GraphIndex, attrInt, cloneModel, dimsOf, makeTensor, padsNothing, tensorToNumbers,
   type ModelProto, type NodeProto, type TensorProto,
 } from '../onnx/index.js';
 
@@ -55,12 +55,6 @@ function isPlainConv(node: NodeProto | undefined, index: GraphIndex): node is No
   const w = index.initializers.get(node.input[1]);
   const b = node.input[2] ? index.initializers.get(node.input[2]) : undefined;
   return !!w && w.dataType === DataType.FLOAT && (!node.input[2] || (!!b && b.dataType === DataType.FLOAT));
-}
-
-function padsNothing(node: NodeProto): boolean {
-  const autoPad = attrString(node, 'auto_pad') ?? 'NOTSET';
-  if (autoPad !== 'NOTSET' && autoPad !== 'VALID') return false;
-  return (attrInts(node, 'pads') ?? []).every((p) => p === 0);
 }
 
 /** Conv → [Relu] → Conv chains whose middle tensor has no other reader. */

@@ -6,7 +6,7 @@
 // that matter. Pre-activation outputs of PP-LCNet/MobileNetV3 convs reach −180 while
 // HardSwish only distinguishes values above −3, so this halves their quantization step.
 
-import { GraphIndex, attrFloat, constantValues, type NodeProto } from '../onnx/index.js';
+import { GraphIndex, attrFloat, clipBounds, writtenOutHardSwish, type NodeProto } from '../onnx/index.js';
 import type { Range } from './params.js';
 
 const UNBOUNDED: Range = { min: -Infinity, max: Infinity };
@@ -34,19 +34,6 @@ function readerInterval(index: GraphIndex, node: NodeProto, tensor: string): Ran
   }
 }
 
-function clipBounds(index: GraphIndex, node: NodeProto): Range | null {
-  // Opset < 11 keeps the bounds in attributes, later opsets in optional inputs.
-  const fromInput = (k: number, fallback: number): number | null => {
-    if (!node.input[k]) return fallback;
-    const v = constantValues(index, node.input[k]);
-    return v && v.length === 1 ? v[0] : null;
-  };
-  const hasAttrs = node.attribute.some((a) => a.name === 'min' || a.name === 'max');
-  const min = hasAttrs ? attrFloat(node, 'min', -Infinity) : fromInput(1, -Infinity);
-  const max = hasAttrs ? attrFloat(node, 'max', Infinity) : fromInput(2, Infinity);
-  return min === null || max === null ? null : { min, max };
-}
-
 /**
  * HardSwish as x · HardSigmoid(x) (calibd's own rewrite, onnx/hardswish.ts), or
  * x·Clip(x + k, 0, m)/m written out as ops (PaddlePaddle's and others' HardSwish export):
@@ -62,18 +49,8 @@ function hardSwishHalf(index: GraphIndex, node: NodeProto, x: string): Range | n
       return lower ? { min: lower.min, max: Infinity } : null;
     }
   }
-  const add = node.opType === 'Add' ? node : index.consumersOf(x).find((n) => n.opType === 'Add');
-  const mul = node.opType === 'Mul' ? node : index.consumersOf(x).find((n) => n.opType === 'Mul');
-  if (!add || !mul || add.input.length !== 2 || mul.input.length !== 2) return null;
-  const k = constantValues(index, add.input[add.input[0] === x ? 1 : 0]);
-  if (!k || k.length !== 1 || !(k[0] > 0)) return null;
-  const clips = index.consumersOf(add.output[0]);
-  if (clips.length !== 1 || clips[0].opType !== 'Clip') return null;
-  const bounds = clipBounds(index, clips[0]);
-  if (!bounds || bounds.min !== 0) return null;
-  const other = mul.input[mul.input[0] === x ? 1 : 0];
-  if (other !== clips[0].output[0]) return null;
-  return { min: -k[0], max: Infinity };
+  const hs = writtenOutHardSwish(index, x);
+  return hs && (node === hs.add || node === hs.mul) ? { min: -hs.k, max: Infinity } : null;
 }
 
 /**
