@@ -20,7 +20,7 @@ import { ChannelMeanObserver, biasCorrectedInputs, channelMeanOutput, withChanne
 import { empiricalBiasDeltas } from './bias-correction.js';
 import { convInputRanks, measureChannelRanges } from './channel-ranges.js';
 import { dropNonFinite, sliceSource, toFeeds, type Batch, type SampleSource } from './samples.js';
-import { COPIES_PER_FETCH, batchSizeFor, collectGarbage, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
+import { COLLECT_EVERY_BYTES, COPIES_PER_FETCH, FAST_RUN_BYTES, batchSizeFor, collectGarbage, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
 import type { SelectionInput } from './selection.js';
 
 export type CalibrationMethod = RangeMethod | 'datafree';
@@ -136,10 +136,8 @@ export class Calibrator {
     const out = this.clampBuffer.subarray(0, data.length);
     const lo = b.min;
     const hi = b.max;
-    for (let i = 0; i < data.length; i++) {
-      const v = data[i];
-      out[i] = v < lo ? lo : v > hi ? hi : v;
-    }
+    // Math.min/max compile to branch-free instructions; comparisons would mispredict.
+    for (let i = 0; i < data.length; i++) out[i] = Math.min(hi, Math.max(lo, data[i]));
     return out;
   }
 
@@ -190,8 +188,11 @@ export class Calibrator {
     const inputPerSample = Object.values(clean).reduce((a, t) => a + t.data.length, 0) / count;
     this.probeInput ??= inputPerSample;
     let outputs: Map<string, ort.Tensor> | undefined;
-    const sizes = this.tensorBytes || this.extremesOnly ? null : new Map<string, number>();
-    for (const group of this.tapGroups(count * (inputPerSample / this.probeInput))) {
+    const sizes = this.tensorBytes ? null : new Map<string, number>();
+    const groups = this.tapGroups(count * (inputPerSample / this.probeInput));
+    // Past the first sample's probe, groups mean a sample outgrew the budget (tap.ts).
+    if (this.tensorBytes && groups.length > 1) await this.tap.withoutArena();
+    for (const group of groups) {
       // The first run of a batch also fetches the small extra outputs (channel means).
       const only = group && !outputs ? [...group, ...this.meanInputs.map(channelMeanOutput)] : group;
       const run = await this.tap.run(feeds, only ?? undefined);
@@ -199,8 +200,11 @@ export class Calibrator {
       outputs ??= run.outputs;
       const names = group ?? this.measured;
       this.learn(run.tensors, names);
-      // Extremes are three scalars a tensor: nothing to size or free.
-      if (this.extremesOnly) continue;
+      if (this.extremesOnly) {
+        // Three scalars a tensor: nothing to free, but Size tells the tensor's bytes.
+        for (const name of names) sizes?.set(name, (4 * Number(run.tensors.get(extremeOutputs(name)[2])![0])) / count);
+        continue;
+      }
       for (const name of names) {
         const bytes = COPIES_PER_FETCH * run.tensors.get(name)!.byteLength;
         sizes?.set(name, bytes / count);
@@ -239,11 +243,12 @@ export class Calibrator {
   }
 
   /**
-   * A full garbage collection once a budget's worth of activations has been fetched: ORT's
-   * output buffers are invisible to V8's heap accounting, so nothing else would free them.
+   * A full garbage collection once COLLECT_EVERY_BYTES (or a budget's worth) of activations
+   * has been fetched: ORT's output buffers are invisible to V8's heap accounting, so nothing
+   * else would free them in time.
    */
   private releaseFetched(): void {
-    if (this.fetchedSinceCollect < this.memoryBudgetBytes()) return;
+    if (this.fetchedSinceCollect < Math.min(COLLECT_EVERY_BYTES, this.memoryBudgetBytes())) return;
     collectGarbage();
     this.fetchedSinceCollect = 0;
   }
@@ -257,12 +262,11 @@ export class Calibrator {
     return this.tapGroups(1).length;
   }
 
-  /** Samples per tap run that keep one batch's activations inside the memory budget. */
+  /** Samples per tap run: inside the memory budget, and no more than runs fastest (FAST_RUN_BYTES). */
   get batchSize(): number {
     const cap = this.options.batchSize ?? 32;
-    if (this.extremesOnly) return cap;
     if (!this.tensorBytes) return 1;
-    return batchSizeFor(this.sampleBytes, this.memoryBudgetBytes(), cap);
+    return batchSizeFor(this.sampleBytes, Math.min(FAST_RUN_BYTES, this.memoryBudgetBytes()), cap);
   }
 
   /**

@@ -97,7 +97,7 @@ export async function forEachChannelReduction(
   take: (reduced: Record<string, Float32Array>, count: number) => void,
 ): Promise<void> {
   if (tensors.size === 0) return;
-  const session = await createSession(withChannelReductions(model, tensors, reductions), { threads: opts.threads ?? 1, memoryArena: false, optimization: opts.optimization }, 'channel-statistics model');
+  const session = await createSession(withChannelReductions(model, tensors, reductions), { threads: opts.threads ?? 1, optimization: opts.optimization }, 'channel-statistics model');
   try {
     for await (const raw of source.batches(opts.batchSize)) {
       const { batch } = dropNonFinite(raw);

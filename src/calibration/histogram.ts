@@ -39,8 +39,7 @@ export interface HistogramJSON {
   total: number;
   seen: number;
   nonFinite: number;
-  /** Weighted count of exact zeros (absent in older records: 0). */
-  zeros?: number;
+  /** Older records also carry `zeros`, a statistic nothing read; it is ignored. */
 }
 
 function pow2(e: number): number {
@@ -73,6 +72,90 @@ function coarsenIndex(k: number, d: number): number {
   return k < 0 ? Math.min(j, -1) : j + 0;
 }
 
+/**
+ * Float32 data times 2**-e cannot underflow to -0 for e up to this (the smallest float32
+ * magnitude is 2**-149, and doubles reach 2**-1074), so floor() alone gives each index.
+ */
+const FLOAT32_SAFE_EXP = 900;
+/**
+ * Independent count arrays the float32 loop rotates over. Activations pile into a few bins
+ * (Relu's zeros above all), and back-to-back increments of one slot wait on each other;
+ * four lanes let them overlap. Below LANE_MIN_VALUES per lane merging them costs more.
+ */
+const COUNT_LANES = 4;
+const LANE_MIN_VALUES = 16;
+
+/**
+ * min, max and the finite count of float32 data in one branch-light pass: a running sum is
+ * finite exactly when no value is NaN or infinite (or the sum overflowed), so the common
+ * all-finite case needs no per-value test. null when the sum says to look closer.
+ */
+function float32Extremes(data: Float32Array): { lo: number; hi: number; finite: number } | null {
+  const n = data.length;
+  let lo0 = Infinity, lo1 = Infinity, hi0 = -Infinity, hi1 = -Infinity, sum0 = 0, sum1 = 0;
+  let i = 0;
+  for (; i + 1 < n; i += 2) {
+    const x = data[i];
+    const y = data[i + 1];
+    lo0 = Math.min(lo0, x);
+    hi0 = Math.max(hi0, x);
+    lo1 = Math.min(lo1, y);
+    hi1 = Math.max(hi1, y);
+    sum0 += x;
+    sum1 += y;
+  }
+  if (i < n) {
+    const x = data[i];
+    lo0 = Math.min(lo0, x);
+    hi0 = Math.max(hi0, x);
+    sum0 += x;
+  }
+  if (!Number.isFinite(sum0 + sum1)) return null;
+  return { lo: Math.min(lo0, lo1), hi: Math.max(hi0, hi1), finite: n };
+}
+
+/** min, max and finite count of any numbers, skipping NaN and ±Infinity. */
+function checkedExtremes(data: ArrayLike<number>): { lo: number; hi: number; finite: number } {
+  let lo = Infinity;
+  let hi = -Infinity;
+  let finite = 0;
+  for (let i = 0; i < data.length; i++) {
+    const x = data[i];
+    if (x - x !== 0) continue; // NaN and ±Infinity
+    finite++;
+    if (x < lo) lo = x;
+    if (x > hi) hi = x;
+  }
+  return { lo, hi, finite };
+}
+
+/**
+ * Adds all-finite float32 `data` to `counts` (slot = floor(x * inv) - offset, inside the
+ * layout by construction). Large inputs go through `lanes` first (see COUNT_LANES).
+ */
+function countFloat32(data: Float32Array, inv: number, offset: number, counts: Float64Array, lanes: Int32Array): void {
+  const n = data.length;
+  const bins = counts.length;
+  if (n < LANE_MIN_VALUES * bins) {
+    for (let i = 0; i < n; i++) counts[(Math.floor(data[i] * inv) - offset) | 0] += 1;
+    return;
+  }
+  // Int32 lanes: one call adds at most n < 2**31 to a slot.
+  const b1 = bins, b2 = 2 * bins, b3 = 3 * bins;
+  let i = 0;
+  for (; i + 3 < n; i += 4) {
+    lanes[(Math.floor(data[i] * inv) - offset) | 0]++;
+    lanes[((Math.floor(data[i + 1] * inv) - offset) | 0) + b1]++;
+    lanes[((Math.floor(data[i + 2] * inv) - offset) | 0) + b2]++;
+    lanes[((Math.floor(data[i + 3] * inv) - offset) | 0) + b3]++;
+  }
+  for (; i < n; i++) lanes[(Math.floor(data[i] * inv) - offset) | 0]++;
+  for (let k = 0; k < bins; k++) {
+    counts[k] += lanes[k] + lanes[k + b1] + lanes[k + b2] + lanes[k + b3];
+    lanes[k] = lanes[k + b1] = lanes[k + b2] = lanes[k + b3] = 0;
+  }
+}
+
 export class Histogram {
   readonly bins: number;
   private _counts: Float64Array;
@@ -85,8 +168,6 @@ export class Histogram {
   private _total = 0;
   private _seen = 0;
   private _nonFinite = 0;
-  /** Weight of values exactly 0 (Relu's floor): they quantize exactly whatever the range. */
-  private _zeros = 0;
 
   constructor(bins = 2048) {
     if (!Number.isInteger(bins) || bins < 16 || bins > MAX_BINS) {
@@ -123,10 +204,6 @@ export class Histogram {
   get nonFinite(): number {
     return this._nonFinite;
   }
-  /** Weighted count of values exactly 0 (they also sit in the bin holding 0). */
-  get zeros(): number {
-    return this._zeros;
-  }
   /** log2 of the bin width; 0 while only zeros have been seen. */
   get exp(): number {
     return this._exp;
@@ -161,60 +238,50 @@ export class Histogram {
 
   update(data: ArrayLike<number>): void {
     const n = data.length;
-    let lo = Infinity;
-    let hi = -Infinity;
-    let finite = 0;
-    let zeros = 0;
-    for (let i = 0; i < n; i++) {
-      const x = data[i];
-      if (x - x !== 0) continue; // NaN and ±Infinity
-      finite++;
-      if (x === 0) zeros++;
-      if (x < lo) lo = x;
-      if (x > hi) hi = x;
-    }
+    const fast = data instanceof Float32Array ? float32Extremes(data) : null;
+    const { lo, hi, finite } = fast ?? checkedExtremes(data);
     this._nonFinite += n - finite;
     if (finite === 0) return;
 
     this.fitLayout(Math.min(lo, this._min), Math.max(hi, this._max), this._fixed ? this._exp : -Infinity);
 
-    const c = this._counts;
-    const off = this._offset;
     if (!this._fixed) {
-      c[0] += finite; // only zeros so far
+      this._counts[0] += finite; // only zeros so far
+    } else if (fast && this._exp <= FLOAT32_SAFE_EXP) {
+      countFloat32(data as Float32Array, pow2(-this._exp), this._offset, this._counts, this.countScratch());
     } else {
-      const e = this._exp;
-      // Multiplying by 2**-e is the same correctly rounded operation as dividing by 2**e,
-      // and faster; 2**-e overflows below e = -1023, where we fall back to division.
-      const inv = e >= -MAX_EXP ? pow2(-e) : 0;
-      if (inv !== 0 && finite === n) {
-        // The common case, kept free of per-value branches it does not need: every value
-        // finite, and a scale that multiplies.
-        // Slots relative to the layout fit int32 (it spans `bins` of them), so `| 0` keeps them
-        // small integers for V8 and the counts' element access stays on its fast path.
-        for (let i = 0; i < n; i++) {
-          const x = data[i];
-          const k = Math.floor(x * inv);
-          c[((x < 0 && k > -1 ? -1 : k) - off) | 0] += 1;
-        }
-      } else {
-        for (let i = 0; i < n; i++) {
-          const x = data[i];
-          if (x - x !== 0) continue;
-          let k: number;
-          if (inv !== 0) {
-            k = Math.floor(x * inv);
-            if (x < 0 && k > -1) k = -1;
-          } else {
-            k = indexAt(x, e);
-          }
-          c[k - off] += 1;
-        }
-      }
+      this.countChecked(data);
     }
     this._total += finite;
     this._seen += finite;
-    this._zeros += zeros;
+  }
+
+  /** Per-lane counts for countFloat32, kept between calls to spare an allocation a batch. */
+  private scratch: Int32Array | null = null;
+  private countScratch(): Int32Array {
+    return (this.scratch ??= new Int32Array(COUNT_LANES * this.bins));
+  }
+
+  /** Counts any finite values of `data`, skipping the rest; exact for every exp. */
+  private countChecked(data: ArrayLike<number>): void {
+    const c = this._counts;
+    const off = this._offset;
+    const e = this._exp;
+    // Multiplying by 2**-e is the same correctly rounded operation as dividing by 2**e;
+    // 2**-e overflows below e = -1023, where indexAt divides instead.
+    const inv = e >= -MAX_EXP ? pow2(-e) : 0;
+    for (let i = 0; i < data.length; i++) {
+      const x = data[i];
+      if (x - x !== 0) continue;
+      let k: number;
+      if (inv !== 0) {
+        k = Math.floor(x * inv);
+        if (x < 0 && k > -1) k = -1;
+      } else {
+        k = indexAt(x, e);
+      }
+      c[k - off] += 1;
+    }
   }
 
   /** Adds another histogram's counts. Exact: equals the histogram of both data sets. */
@@ -241,7 +308,6 @@ export class Histogram {
     }
     this._total += other._total;
     this._seen += other._seen;
-    this._zeros += other._zeros;
   }
 
   /**
@@ -258,7 +324,6 @@ export class Histogram {
     const c = this._counts;
     for (let i = 0; i < c.length; i++) c[i] *= factor;
     this._total *= factor;
-    this._zeros *= factor;
   }
 
   /**
@@ -300,7 +365,6 @@ export class Histogram {
     h._total = this._total;
     h._seen = this._seen;
     h._nonFinite = this._nonFinite;
-    h._zeros = this._zeros;
     return h;
   }
 
@@ -319,7 +383,6 @@ export class Histogram {
       total: this._total,
       seen: this._seen,
       nonFinite: this._nonFinite,
-      zeros: this._zeros,
     };
   }
 
@@ -364,7 +427,6 @@ export class Histogram {
     h._total = j.total as number;
     h._seen = j.seen as number;
     h._nonFinite = j.nonFinite as number;
-    h._zeros = isNum(j.zeros) ? (j.zeros as number) : 0;
     return h;
   }
 

@@ -252,6 +252,23 @@ describe('Histogram edge cases', () => {
     expect(h.nonFinite).toBe(5);
   });
 
+  it('float32 input (the fast, laned path) counts exactly like plain numbers', () => {
+    const r = rng(11);
+    // Mostly exact zeros plus a skewed tail on both sides, large enough for the count lanes.
+    const big = Float32Array.from({ length: 70_000 }, () => (r() < 0.5 ? 0 : (r() - 0.3) * 8 * r() ** 3));
+    const small = big.subarray(0, 999);
+    const tiny = Float32Array.from([-1e-40, 1e-45, -3.5, 0, -0]);
+    for (const data of [big, small, tiny]) {
+      for (const bins of [64, 2048]) expect(state(build(data, bins))).toEqual(state(build(Array.from(data), bins)));
+    }
+    const withNaN = Float32Array.from([1, NaN, 2, Infinity]);
+    expect(state(build(withNaN))).toEqual(state(build(Array.from(withNaN))));
+    // Growing over several float32 batches equals one pass over them all.
+    const grown = new Histogram(512);
+    for (let i = 0; i < 7; i++) grown.update(big.subarray(i * 10_000, (i + 1) * 10_000));
+    expect(state(grown)).toEqual(state(build(Array.from(big), 512)));
+  });
+
   it('decay scales counts and total, keeps exact min/max and the sample count', () => {
     const h = build(gaussian(10_000, 6));
     const before = Array.from(h.counts);
