@@ -3,7 +3,7 @@
 // ReduceMean over every axis but the channel axis, so each run hands back one small vector
 // per tensor instead of the activation itself; ChannelMeanObserver averages them over runs.
 
-import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, onnxOpset, valueInfo, type ModelProto } from '../onnx/index.js';
+import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, onnxOpset, pruneToOutputs, valueInfo, type ModelProto } from '../onnx/index.js';
 import type { QuantizationPlan } from '../quant/index.js';
 import { createSession, type SessionOptions } from '../runtime/index.js';
 import { dropNonFinite, toFeeds, type SampleSource } from './samples.js';
@@ -89,7 +89,7 @@ export function withChannelReductions(model: ModelProto, tensors: Map<string, nu
  * Streams `source` through `model` with each reduction of each tensor (name → rank) as an
  * extra output, and hands every batch's reduced vectors (by output name) and sample count
  * to `take`. Samples holding NaN or Infinity are skipped, as calibration skips them. The
- * session runs without ORT's arena: only short vectors come back.
+ * session keeps ORT's arena: its outputs are the same short vectors every run.
  */
 export async function forEachChannelReduction(
   model: ModelProto, tensors: Map<string, number>, reductions: ChannelReduction[], source: SampleSource,
@@ -97,7 +97,11 @@ export async function forEachChannelReduction(
   take: (reduced: Record<string, Float32Array>, count: number) => void,
 ): Promise<void> {
   if (tensors.size === 0) return;
-  const session = await createSession(withChannelReductions(model, tensors, reductions), { threads: opts.threads ?? 1, optimization: opts.optimization }, 'channel-statistics model');
+  const reducing = withChannelReductions(model, tensors, reductions);
+  const names = [...tensors.keys()].flatMap((t) => reductions.map(([, output]) => output(t)));
+  // Only what feeds the reductions runs (bias correction measures one early layer at a time).
+  reducing.graph = pruneToOutputs(reducing.graph!, names);
+  const session = await createSession(reducing, { threads: opts.threads ?? 1, optimization: opts.optimization }, 'channel-statistics model');
   try {
     for await (const raw of source.batches(opts.batchSize)) {
       const { batch } = dropNonFinite(raw);

@@ -145,6 +145,39 @@ export function padsNothing(node: NodeProto): boolean {
   return (autoPad === 'NOTSET' || autoPad === 'VALID') && (attrInts(node, 'pads') ?? []).every((p) => p === 0);
 }
 
+/**
+ * `graph` cut down to what computes `outputs` (which become its only outputs): ONNX Runtime
+ * runs every node of a session whatever is fetched, so a model measured at one tensor would
+ * otherwise pay for the rest of the network. Inputs stay, so the same feeds still fit.
+ * Graphs with subgraph attributes (If, Loop) are kept whole: their outer-scope reads are
+ * not listed as inputs.
+ */
+export function pruneToOutputs(graph: GraphProto, outputs: readonly string[]): GraphProto {
+  const kept = graph.output.filter((o) => outputs.includes(o.name));
+  if (graph.node.some((n) => (n.attribute ?? []).some((a) => a.g || (a.graphs?.length ?? 0) > 0))) return { ...graph, output: kept };
+  const index = new GraphIndex(graph);
+  const needed = new Set<string>(outputs);
+  const nodes = new Set<NodeProto>();
+  const stack = [...outputs];
+  while (stack.length) {
+    const node = index.producer.get(stack.pop()!);
+    if (!node || nodes.has(node)) continue;
+    nodes.add(node);
+    for (const i of node.input) {
+      if (!i || needed.has(i)) continue;
+      needed.add(i);
+      stack.push(i);
+    }
+  }
+  return {
+    ...graph,
+    node: graph.node.filter((n) => nodes.has(n)),
+    initializer: graph.initializer.filter((t) => needed.has(t.name)),
+    valueInfo: (graph.valueInfo ?? []).filter((v) => needed.has(v.name)),
+    output: kept,
+  };
+}
+
 /** Nodes in an order where every node comes after the producers of its inputs. */
 export function topologicalOrder(graph: GraphProto): NodeProto[] {
   const index = new GraphIndex(graph);

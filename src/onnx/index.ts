@@ -9,7 +9,7 @@ export {
 } from './tensor.js';
 export {
   GraphIndex, attr, attrInt, attrFloat, attrInts, attrString, attrTensor, makeAttr, makeNode,
-  constantValues, topologicalOrder, clipBounds, padsNothing, type AttrValue, type GraphProto, type NodeProto,
+  constantValues, topologicalOrder, pruneToOutputs, clipBounds, padsNothing, type AttrValue, type GraphProto, type NodeProto,
 } from './graph.js';
 export { ModelBuilder, valueInfo, type Dim } from './builder.js';
 export { foldConvAffine, channelValues, type FoldResult } from './fold.js';

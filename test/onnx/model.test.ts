@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import * as ort from 'onnxruntime-node';
 import {
   ModelBuilder, readModel, writeModel, parseModel, serializeModel, getMetadata, setMetadata,
-  GraphIndex, constantValues, topologicalOrder, tensorToFloat32, floatTensor, onnxOpset,
+  GraphIndex, constantValues, topologicalOrder, pruneToOutputs, valueInfo, DataType, tensorToFloat32, floatTensor, onnxOpset,
 } from '../../src/onnx/index.js';
 import { ModelError } from '../../src/common/index.js';
 import { paths } from '../helpers/paths.js';
@@ -74,6 +74,22 @@ describe('onnx model I/O', () => {
     expect(Array.from(constantValues(idx, 'b')!)).toEqual([0.1, -0.1, 0, 1].map((v) => Math.fround(v)));
     expect(topologicalOrder(model.graph!).map((n) => n.name)).toEqual(['fc', 'relu', 'out']);
     expect(Array.from(tensorToFloat32(floatTensor('t', [2], [1.5, -2])))).toEqual([1.5, -2]);
+  });
+
+  it('prunes a graph to what computes the asked outputs, and the cut model runs the same', async () => {
+    const model = smallModel();
+    model.graph!.output.push(valueInfo('fc_out', DataType.FLOAT));
+    const fc = model.graph!.node.find((n) => n.name === 'fc')!;
+    fc.output[0] = 'fc_out';
+    model.graph!.node.find((n) => n.name === 'relu')!.input[0] = 'fc_out';
+    const cut = { ...model, graph: pruneToOutputs(model.graph!, ['fc_out']) };
+    expect(cut.graph!.node.map((n) => n.name)).toEqual(['fc']);
+    expect(cut.graph!.output.map((o) => o.name)).toEqual(['fc_out']);
+    expect(cut.graph!.initializer.map((t) => t.name).sort()).toEqual(['b', 'w']);
+    const x = new ort.Tensor('float32', Float32Array.from([1, -2, 3]), [1, 3]);
+    const whole = await ort.InferenceSession.create(serializeModel(model));
+    const part = await ort.InferenceSession.create(serializeModel(cut));
+    expect(Array.from((await part.run({ x })).fc_out.data as Float32Array)).toEqual(Array.from((await whole.run({ x })).fc_out.data as Float32Array));
   });
 
   it('rejects garbage and external-data models with a clear ModelError', () => {
