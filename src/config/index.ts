@@ -5,6 +5,8 @@ export { ConfigError, type ConfigErrorOptions } from './errors.js';
 export {
   calibdConfigSchema,
   calibrationMethods,
+  redactedConfig,
+  SECRET_KEYS,
   logLevels,
   sanitizeDeviceId,
   type CalibdConfig,
@@ -15,3 +17,4 @@ export {
 export { loadConfig, parseConfig, envBindings, type LoadConfigOptions } from './load.js';
 export { applyRuntimeChange, runtimeTunableKeys, isRuntimeTunableKey, type RuntimeTunableKey } from './runtime.js';
 export { cronProblem, isValidCron } from './cron.js';
+export { REDACTED, touchesSecret } from './secrets.js';

@@ -12,7 +12,8 @@ import { extname, isAbsolute, resolve } from 'node:path';
 import { LineCounter, isMap, isScalar, parseDocument, type Document } from 'yaml';
 import { z } from 'zod';
 import { ConfigError } from './errors.js';
-import { calibdConfigSchema, type CalibdConfig, type CalibdConfigInput } from './schema.js';
+import { SECRET_KEYS, calibdConfigSchema, type CalibdConfig, type CalibdConfigInput } from './schema.js';
+import { redactSecrets, touchesSecret } from './secrets.js';
 
 export interface LoadConfigOptions {
   /** A .yaml, .yml or .json file; without one, defaults plus environment and overrides. */
@@ -49,7 +50,6 @@ export const envBindings: readonly EnvBinding[] = [
   { name: 'CALIBD_LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
 ];
 
-const SECRET_KEYS = new Set(['http.token']);
 const PATH_KEYS: readonly string[][] = [
   ['model'],
   ['stateDir'],
@@ -303,7 +303,7 @@ export function issueToError(
     key: keyPath,
     file: envVar ? undefined : source?.file,
     line,
-    value: SECRET_KEYS.has(keyPath) ? undefined : value,
+    value: SECRET_KEYS.includes(keyPath) ? undefined : redactUnder(keyPath, value),
     hint,
   });
 }
@@ -330,10 +330,17 @@ function constraint(issue: z.core.$ZodIssue, value: unknown): string {
 }
 
 function showValue(keyPath: string, value: unknown): string {
-  if (SECRET_KEYS.has(keyPath) && value !== undefined) return '(hidden value)';
+  if (SECRET_KEYS.includes(keyPath) && value !== undefined) return '(hidden value)';
   if (value === undefined) return '';
-  const s = JSON.stringify(value) ?? String(value);
+  const s = JSON.stringify(redactUnder(keyPath, value)) ?? String(value);
   return s.length > 60 ? `${s.slice(0, 57)}...` : s;
+}
+
+/** `value` of the section `keyPath` with the secrets inside it hidden (a strict-object error shows the section). */
+function redactUnder(keyPath: string, value: unknown): unknown {
+  if (value === null || typeof value !== 'object' || !touchesSecret(keyPath, SECRET_KEYS)) return value;
+  const inside = SECRET_KEYS.filter((s) => s.startsWith(`${keyPath}.`)).map((s) => s.slice(keyPath.length + 1));
+  return redactSecrets(value, inside);
 }
 
 function describeType(v: unknown): string {

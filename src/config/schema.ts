@@ -7,6 +7,7 @@ import { hostname } from 'node:os';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
 import { cronProblem } from './cron.js';
+import { secret, secretPaths, redactSecrets } from './secrets.js';
 import { parseMetric } from '../calibration/metrics.js';
 import { BIAS_CORRECTIONS } from '../quant/bias-correction.js';
 import { EQUALIZATIONS } from '../quant/equalize.js';
@@ -27,7 +28,7 @@ export const httpSchema = z.strictObject({
   host: nonEmpty.default('127.0.0.1'),
   // 0 lets the OS pick a free port (tests, ad-hoc runs).
   port: z.int().min(0).max(65535).default(8080),
-  token: nonEmpty.optional(),
+  token: secret(nonEmpty).optional(),
   maxBodyBytes: z.int().min(1024).default(8 * MiB),
 });
 
@@ -188,6 +189,14 @@ export const calibdConfigSchema = z
   .transform((c) => ({ ...c, modelName: c.modelName ?? basename(c.model, extname(c.model)) }));
 
 export type CalibdConfig = z.output<typeof calibdConfigSchema>;
+
+/** Dotted paths of every secret key (e.g. 'http.token'), read off the schema once. */
+export const SECRET_KEYS: readonly string[] = secretPaths(calibdConfigSchema);
+
+/** The config with every secret that is set shown as '***': the only form that leaves the process. */
+export function redactedConfig(config: CalibdConfig): CalibdConfig {
+  return redactSecrets(config, SECRET_KEYS);
+}
 /** What a file, the environment or a caller may supply: every key optional. */
 export type CalibdConfigInput = z.input<typeof calibdConfigSchema>;
 export type CalibrationMethod = (typeof calibrationMethods)[number];

@@ -2,7 +2,7 @@
 // checking first (a bad argument is an error with no state change), then one agent call.
 
 import { CalibdError, OptionError } from '../common/errors.js';
-import { calibrationMethods, isRuntimeTunableKey, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
+import { calibrationMethods, isRuntimeTunableKey, redactedConfig, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
 import type { CommandName } from './topics.js';
 
 /** What the commands need from CalibrationAgent (it satisfies this structurally). */
@@ -30,8 +30,6 @@ function args(command: string, body: Record<string, unknown>, allowed: string[])
   return out;
 }
 
-const SECRET_KEYS = new Set(['http.token']);
-
 function readKey(config: CalibdConfig, key: string): unknown {
   let cur: unknown = config;
   for (const part of key.split('.')) {
@@ -41,13 +39,6 @@ function readKey(config: CalibdConfig, key: string): unknown {
     cur = (cur as Record<string, unknown>)[part];
   }
   return cur;
-}
-
-function redacted(config: CalibdConfig): Record<string, unknown> {
-  const c = structuredClone(config) as unknown as Record<string, Record<string, unknown> | unknown>;
-  const http = c.http as Record<string, unknown>;
-  if (http.token !== undefined) http.token = '***';
-  return c as Record<string, unknown>;
 }
 
 export async function runCommand(agent: CommandTarget, command: CommandName, body: Record<string, unknown>): Promise<unknown> {
@@ -75,10 +66,11 @@ export async function runCommand(agent: CommandTarget, command: CommandName, bod
       if (a.key === undefined) {
         const tunable: Record<string, unknown> = {};
         for (const k of runtimeTunableKeys) tunable[k] = readKey(agent.config, k);
-        return { tunable, config: redacted(agent.config) };
+        return { tunable, config: redactedConfig(agent.config) };
       }
       if (typeof a.key !== 'string') throw new OptionError(`'key' must be a string`, { value: a.key });
-      const value = SECRET_KEYS.has(a.key) ? '***' : readKey(agent.config, a.key);
+      // Read from the redacted copy, so a section ('http') hides its secrets as the key does.
+      const value = readKey(redactedConfig(agent.config), a.key);
       return { key: a.key, value, tunable: isRuntimeTunableKey(a.key) };
     }
     case 'config/set': {

@@ -284,6 +284,14 @@ describe('validation messages', () => {
     });
   }
 
+  it('an error about a section holding a secret never shows the secret', () => {
+    for (const http of [{ token: 'sekrit-token-abc', bogus: 1 }, { token: 'sekrit-token-abc', port: 'x' }, { token: 7 }]) {
+      const e = configError(() => loadConfig({ overrides: { http } }));
+      expect(e.message).not.toContain('sekrit-token-abc');
+      expect(JSON.stringify(e.value ?? null)).not.toContain('sekrit-token-abc');
+    }
+  });
+
   it('unknown top-level and nested keys are errors naming the key', () => {
     const top = configError(() => loadConfig({ overrides: { treads: 2 } }));
     expect(top.key).toBe('treads');

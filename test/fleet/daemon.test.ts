@@ -15,6 +15,7 @@ import { startBroker, type TestBroker } from '../helpers/mosquitto.js';
 import { repoRoot } from '../helpers/paths.js';
 
 const KEY = Buffer.from('fleet-test-signing-key-0123456789abcdef');
+const HTTP_TOKEN = 'http-bearer-token-never-leaves-0123';
 let broker: TestBroker;
 let dir: string;
 let a: Daemon;
@@ -37,7 +38,7 @@ function deviceConfig(id: string) {
 
 async function startDevice(id: string, stateDir?: string): Promise<Daemon> {
   const stateDirFinal = stateDir ?? mkdtempSync(join(dir, `${id}-`));
-  return startDaemon({ stateDir: stateDirFinal, config: { ...deviceConfig(id), stateDir: stateDirFinal }, env: { CALIBD_MQTT_SIGNING_KEY_FILE: join(dir, 'key') } });
+  return startDaemon({ stateDir: stateDirFinal, config: { ...deviceConfig(id), stateDir: stateDirFinal }, env: { CALIBD_MQTT_SIGNING_KEY_FILE: join(dir, 'key'), CALIBD_HTTP_TOKEN: HTTP_TOKEN } });
 }
 
 function operator(signed: boolean, protocolVersion: 4 | 5 = 5): Promise<FleetClient> {
@@ -137,6 +138,13 @@ describe(`fleet over MQTT`, () => {
     const all = await one('dev-a', 'config/get');
     expect(all.data).toMatchObject({ tunable: { 'sampling.oneIn': 1, 'recalibration.method': 'percentile' }, config: { deviceId: 'dev-a' } });
     expect(await one('dev-a', 'config/get', { key: 'mqtt.queueMax' })).toMatchObject({ status: 'ok', data: { key: 'mqtt.queueMax', value: 50, tunable: false } });
+    // The bearer token is set (CALIBD_HTTP_TOKEN) but never leaves: not whole, not by section, not by key.
+    for (const args of [{}, { key: 'http' }, { key: 'http.token' }]) {
+      const got = await one('dev-a', 'config/get', args);
+      expect(got.status).toBe('ok');
+      expect(JSON.stringify(got)).not.toContain(HTTP_TOKEN);
+      expect(JSON.stringify(got)).toContain('***');
+    }
     const bs = await one('dev-a', 'buffer/stats');
     expect(bs).toMatchObject({ status: 'ok', data: { rows: expect.any(Number) } });
     expect((bs.data as any).rows).toBeGreaterThan(0);

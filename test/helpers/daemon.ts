@@ -61,7 +61,8 @@ export async function startDaemon(opts: { stateDir?: string; config?: Record<str
     stateDir,
     configPath,
     async status() {
-      return (await fetch(d.url('/v2/calibd/status'))).json();
+      const token = opts.env?.CALIBD_HTTP_TOKEN;
+      return (await fetch(d.url('/v2/calibd/status'), { headers: token ? { authorization: `Bearer ${token}` } : {} })).json();
     },
   };
 }
