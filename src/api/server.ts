@@ -26,8 +26,13 @@ export function isLoopback(host: string): boolean {
   return false;
 }
 
+/** Refuses a bind beyond loopback without a token; the daemon calls it before any work. */
+export function assertSafeBind(host: string, token: string | undefined): void {
+  if (!token && !isLoopback(host)) throw new InsecureBindError(host);
+}
+
 export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
-  if (!opts.token && !isLoopback(opts.host)) throw new InsecureBindError(opts.host);
+  assertSafeBind(opts.host, opts.token);
   const { engine, modelName } = deps;
   const metrics = createApiMetrics(engine);
   const app = Fastify({

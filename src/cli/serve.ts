@@ -4,32 +4,42 @@
 
 import { pino } from 'pino';
 import { CalibrationAgent, agentMetrics } from '../agent/index.js';
-import { createApiServer } from '../api/index.js';
-import { loadConfig } from '../config/index.js';
+import { assertSafeBind, createApiServer, type ApiServer } from '../api/index.js';
+import { REDACTED, SECRET_KEYS, loadConfig } from '../config/index.js';
 import { FleetMember, LatencyRecorder, fleetOptionsFromConfig } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
 
+/**
+ * Log fields pino hides wherever they appear (defence in depth: no code logs them): every
+ * config secret by its own path and under a logged config, and credentials by name.
+ */
+const LOG_SECRETS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `config.${k}`), 'token', 'password', 'authorization', '*.token', '*.password', '*.authorization'];
+
 export async function serveCommand(o: { config?: string }): Promise<void> {
   const config = loadConfig({ file: o.config });
-  const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId } });
+  // Everything that can refuse does so before any work: a refusal after the first-boot
+  // calibration would leave files behind and a worker keeping the process alive.
+  assertSafeBind(config.http.host, config.http.token);
+  const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId }, redact: { paths: LOG_SECRETS, censor: REDACTED } });
   const agent = await CalibrationAgent.start(config, logger);
   // Engine latency per request, for the fleet's metrics topic (fed by the API's hook).
   const latency = new LatencyRecorder();
-  const api = createApiServer(
-    {
-      engine: agent.engine,
-      modelName: config.modelName,
-      onInference: (inputs, _outputs, latencyMs) => {
-        latency.record(latencyMs);
-        agent.onInference(inputs);
-      },
-      admin: agent,
-      metrics: agentMetrics(agent),
-    },
-    { host: config.http.host, port: config.http.port, token: config.http.token, maxBodyBytes: config.http.maxBodyBytes, logger },
-  );
+  let api: ApiServer;
   let port: number;
   try {
+    api = createApiServer(
+      {
+        engine: agent.engine,
+        modelName: config.modelName,
+        onInference: (inputs, _outputs, latencyMs) => {
+          latency.record(latencyMs);
+          agent.onInference(inputs);
+        },
+        admin: agent,
+        metrics: agentMetrics(agent),
+      },
+      { host: config.http.host, port: config.http.port, token: config.http.token, maxBodyBytes: config.http.maxBodyBytes, logger },
+    );
     ({ port } = await api.listen());
   } catch (err) {
     await agent.close();

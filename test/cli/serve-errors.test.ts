@@ -46,6 +46,20 @@ describe('calibd serve: start-up errors', () => {
     // Nothing was created: the state folder holds only the config.
     expect(readdirSync(dir)).toEqual(['config.yaml']);
   });
+
+  it('binding beyond loopback without a token: exit 2 at once, before any calibration or file', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'calibd-serve-err-'));
+    const t0 = Date.now();
+    const r = serve(writeConfig(dir, { http: { host: '0.0.0.0', port: 0 } }));
+    // spawnSync's timeout would give a null code: the process has to end by itself.
+    expect(r.code).toBe(2);
+    expect(Date.now() - t0).toBeLessThan(15_000);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toContain('0.0.0.0');
+    expect(lines[0]).toContain('http.token');
+    expect(readdirSync(dir)).toEqual(['config.yaml']);
+  });
 });
 
 describe('calibd serve: a corrupt database, then bad requests', () => {
