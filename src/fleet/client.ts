@@ -4,7 +4,7 @@
 
 import { randomBytes } from 'node:crypto';
 import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 'mqtt';
-import { deviceOf, requestTopic } from './topics.js';
+import { FLEET_LEVEL, deviceOf, requestTopic } from './topics.js';
 import { signPayload } from './signing.js';
 import { CalibdError } from '../common/errors.js';
 
@@ -132,7 +132,7 @@ export class FleetClient {
   async request(target: string | null, command: string, args: Record<string, unknown> = {}, opts: { timeoutMs?: number; expect?: string[] } = {}): Promise<DeviceReply[]> {
     const transaction = randomBytes(8).toString('hex');
     let body: Record<string, unknown> = { ...args, transaction };
-    if (this.o.signingKey) body = signPayload(this.o.signingKey, command, body);
+    if (this.o.signingKey) body = signPayload(this.o.signingKey, { target: target ?? FLEET_LEVEL, command }, body);
     const responses = `${this.base}/${target ?? '+'}/response/${command}`;
     const replies = new Map<string, DeviceReply>();
     const t0 = Date.now();

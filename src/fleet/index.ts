@@ -8,6 +8,6 @@ export { runCommand, type CommandTarget } from './commands.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { BoundedQueue, type QueuedMessage } from './queue.js';
 export { LatencyRecorder, type LatencySummary } from './latency.js';
-export { SignatureVerifier, canonicalJson, readSigningKey, signPayload, signatureOf, type VerifyResult } from './signing.js';
+export { SignatureVerifier, canonicalJson, readSigningKey, signPayload, signatureOf, type RequestAddress, type VerifyResult } from './signing.js';
 export { commandNames, deviceOf, deviceTopics, isCommandName, mutatingCommands, requestTopic, FLEET_LEVEL, type CommandName, type DeviceTopics } from './topics.js';
 export { fleetOptionsFromConfig } from './env.js';

@@ -207,8 +207,9 @@ export class FleetMember {
   }
 
   async handleRequest(topic: string, payload: Buffer, packet: IPublishPacket): Promise<void> {
-    const command = this.topics.commandOf(topic);
-    if (command === null || command === '') return;
+    const request = this.topics.requestOf(topic);
+    if (request === null || request.command === '') return;
+    const { command } = request;
     let transaction: string | number | undefined;
     const fail = (error: unknown) => {
       const e = error instanceof Error ? error : new Error(String(error));
@@ -236,7 +237,7 @@ export class FleetMember {
         throw new CalibdError('unknown-command', `unknown command '${command}'`, { value: command, hint: 'commands: recalibrate, rollback, status, config/get, config/set, buffer/stats, buffer/clear' });
       }
       if (this.verifier && (mutatingCommands.has(command) || body.sig !== undefined)) {
-        const v = this.verifier.verify(command, body);
+        const v = this.verifier.verify(request, body);
         if (!v.ok) {
           this.log.warn({ command, topic, reason: v.reason }, 'unsigned or invalid signed command refused');
           throw new CalibdError('unauthorized', `command refused: ${v.reason}`, { hint: 'sign the request with the fleet key (calibd fleet --signing-key-file)' });

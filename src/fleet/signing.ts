@@ -1,11 +1,14 @@
 // Optional HMAC signing of command payloads. With a shared key configured, a state-changing
 // command must carry `ts` (milliseconds since the epoch) and `sig`, the hex HMAC-SHA256 of
 //
-//     "<command>\n" + canonical JSON of the payload without `sig`
+//     "<target>\n<command>\n" + canonical JSON of the payload without `sig`
 //
-// where canonical JSON sorts object keys at every level and has no whitespace. The command
-// name is signed so a signed `buffer/clear` cannot be replayed as `rollback`. A timestamp
-// outside ±window is refused, and so is a signature already seen within the window (replay).
+// where the target is the device id the request topic names, or `fleet` for a fleet-wide
+// request, and canonical JSON sorts object keys at every level and has no whitespace. The
+// target is signed so a request for one device cannot be republished to another (each
+// device keeps its own replay cache); the command so a signed `buffer/clear` cannot be
+// replayed as `rollback`. A timestamp outside ±window is refused, and so is a signature
+// already seen within the window (replay).
 
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
@@ -23,15 +26,21 @@ export function canonicalJson(value: unknown): string {
   return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(obj[k])}`).join(',')}}`;
 }
 
-export function signatureOf(key: Buffer, command: string, payload: Record<string, unknown>): string {
+/** Where a request goes: the device id its topic names (or `fleet`) and the command. */
+export interface RequestAddress {
+  target: string;
+  command: string;
+}
+
+export function signatureOf(key: Buffer, to: RequestAddress, payload: Record<string, unknown>): string {
   const { sig: _omit, ...rest } = payload;
-  return createHmac('sha256', key).update(`${command}\n${canonicalJson(rest)}`).digest('hex');
+  return createHmac('sha256', key).update(`${to.target}\n${to.command}\n${canonicalJson(rest)}`).digest('hex');
 }
 
 /** Adds `ts` (now) and `sig` to a payload. */
-export function signPayload(key: Buffer, command: string, payload: Record<string, unknown>, now = Date.now()): Record<string, unknown> {
+export function signPayload(key: Buffer, to: RequestAddress, payload: Record<string, unknown>, now = Date.now()): Record<string, unknown> {
   const withTs = { ...payload, ts: now };
-  return { ...withTs, sig: signatureOf(key, command, withTs) };
+  return { ...withTs, sig: signatureOf(key, to, withTs) };
 }
 
 /** Reads a key file: its bytes, minus one trailing newline; at least 16 bytes. */
@@ -57,13 +66,13 @@ export class SignatureVerifier {
     private readonly now: () => number = Date.now,
   ) {}
 
-  verify(command: string, payload: Record<string, unknown>): VerifyResult {
+  verify(to: RequestAddress, payload: Record<string, unknown>): VerifyResult {
     const { ts, sig } = payload;
     if (typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) return { ok: false, reason: 'missing or malformed signature (sig)' };
     if (typeof ts !== 'number' || !Number.isFinite(ts)) return { ok: false, reason: 'missing timestamp (ts, milliseconds since the epoch)' };
     const now = this.now();
     if (Math.abs(now - ts) > this.windowMs) return { ok: false, reason: `timestamp outside the ±${Math.round(this.windowMs / 1000)} s window` };
-    const expected = Buffer.from(signatureOf(this.key, command, payload), 'hex');
+    const expected = Buffer.from(signatureOf(this.key, to, payload), 'hex');
     if (!timingSafeEqual(expected, Buffer.from(sig, 'hex'))) return { ok: false, reason: 'bad signature' };
     this.expire(now);
     if (this.seen.has(sig)) return { ok: false, reason: 'replayed request (signature already used)' };

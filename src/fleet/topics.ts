@@ -21,8 +21,8 @@ export interface DeviceTopics {
   /** Subscriptions that deliver this device's requests. */
   requestFilters: [string, string];
   response(command: string): string;
-  /** The command named by a request topic, or null when the topic is not a request for this device. */
-  commandOf(topic: string): string | null;
+  /** The target (this device's id, or FLEET_LEVEL) and command of a request topic; null when it is not one for this device. */
+  requestOf(topic: string): { target: string; command: string } | null;
 }
 
 export function deviceTopics(base: string, deviceId: string): DeviceTopics {
@@ -36,9 +36,9 @@ export function deviceTopics(base: string, deviceId: string): DeviceTopics {
     events: `${prefix}events`,
     requestFilters: [`${own}#`, `${fleet}#`],
     response: (command) => `${prefix}response/${command}`,
-    commandOf(topic) {
-      if (topic.startsWith(own)) return topic.slice(own.length);
-      if (topic.startsWith(fleet)) return topic.slice(fleet.length);
+    requestOf(topic) {
+      if (topic.startsWith(own)) return { target: deviceId, command: topic.slice(own.length) };
+      if (topic.startsWith(fleet)) return { target: FLEET_LEVEL, command: topic.slice(fleet.length) };
       return null;
     },
   };

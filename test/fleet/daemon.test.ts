@@ -265,13 +265,21 @@ describe(`fleet over MQTT`, () => {
       await c.publishAsync('calibd/dev-a/request/config/set', JSON.stringify(payload), { qos: 1 });
       return (await wait)?.payload;
     };
-    const expired = signPayload(KEY, 'config/set', { key: 'sampling.oneIn', value: 7 }, Date.now() - 120_000);
+    const expired = signPayload(KEY, { target: 'dev-a', command: 'config/set' }, { key: 'sampling.oneIn', value: 7 }, Date.now() - 120_000);
     expect(await send(expired)).toMatchObject({ status: 'error', error: expect.stringMatching(/window/) });
-    const good = signPayload(KEY, 'config/set', { key: 'sampling.oneIn', value: 4 });
+    const good = signPayload(KEY, { target: 'dev-a', command: 'config/set' }, { key: 'sampling.oneIn', value: 4 });
     expect(await send({ ...good, value: 8 })).toMatchObject({ status: 'error', error: expect.stringMatching(/bad signature/) });
     expect(await send(good)).toMatchObject({ status: 'ok', data: { value: 4 } });
     expect(await send(good)).toMatchObject({ status: 'error', error: expect.stringMatching(/replayed/) });
     expect((await one('dev-a', 'config/get', { key: 'sampling.oneIn' })).data).toMatchObject({ value: 4 });
+    // The same signed request republished to dev-b within the window: refused there.
+    const forB = signPayload(KEY, { target: 'dev-a', command: 'config/set' }, { key: 'sampling.oneIn', value: 5 });
+    await c.subscribeAsync('calibd/dev-b/response/config/set', { qos: 1 });
+    expect(await send(forB)).toMatchObject({ status: 'ok', data: { value: 5 } });
+    const atB = nextMessage(c, 'calibd/dev-b/response/config/set');
+    await c.publishAsync('calibd/dev-b/request/config/set', JSON.stringify(forB), { qos: 1 });
+    expect((await atB)?.payload).toMatchObject({ status: 'error', error: expect.stringMatching(/bad signature/) });
+    expect((await one('dev-b', 'config/get', { key: 'sampling.oneIn' })).data).not.toMatchObject({ value: 5 });
   });
 
   it('ACL: a device cannot write into or read another device\'s topics; wrong passwords are refused', async (ctx) => {

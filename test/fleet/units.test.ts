@@ -58,9 +58,9 @@ describe('topics', () => {
   it('parses device and fleet request topics, multi-level commands included', () => {
     const t = deviceTopics('calibd', 'edge-01');
     expect(t.status).toBe('calibd/edge-01/status');
-    expect(t.commandOf('calibd/edge-01/request/config/set')).toBe('config/set');
-    expect(t.commandOf('calibd/fleet/request/recalibrate')).toBe('recalibrate');
-    expect(t.commandOf('calibd/edge-02/request/recalibrate')).toBeNull();
+    expect(t.requestOf('calibd/edge-01/request/config/set')).toEqual({ target: 'edge-01', command: 'config/set' });
+    expect(t.requestOf('calibd/fleet/request/recalibrate')).toEqual({ target: 'fleet', command: 'recalibrate' });
+    expect(t.requestOf('calibd/edge-02/request/recalibrate')).toBeNull();
     expect(t.response('buffer/stats')).toBe('calibd/edge-01/response/buffer/stats');
     expect(deviceOf('a/b', 'a/b/dev/response/status')).toEqual({ device: 'dev', rest: 'response/status' });
     expect(requestTopic('calibd', null, 'status')).toBe('calibd/fleet/request/status');
@@ -69,6 +69,7 @@ describe('topics', () => {
 
 describe('signing', () => {
   const key = Buffer.from('0123456789abcdef0123456789abcdef');
+  const at = (command: string, target = 'edge-01') => ({ target, command });
 
   it('canonical JSON sorts keys at every level', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}');
@@ -77,26 +78,29 @@ describe('signing', () => {
   it('accepts a signed payload once, in any key order', () => {
     let now = 1_000_000;
     const v = new SignatureVerifier(key, 30_000, () => now);
-    const p = signPayload(key, 'rollback', { version: 3, transaction: 't1' }, now);
+    const p = signPayload(key, at('rollback'), { version: 3, transaction: 't1' }, now);
     const reordered = Object.fromEntries(Object.entries(p).reverse());
-    expect(v.verify('rollback', reordered)).toEqual({ ok: true });
-    expect(v.verify('rollback', p)).toMatchObject({ ok: false, reason: expect.stringMatching(/replayed/) });
+    expect(v.verify(at('rollback'), reordered)).toEqual({ ok: true });
+    expect(v.verify(at('rollback'), p)).toMatchObject({ ok: false, reason: expect.stringMatching(/replayed/) });
     now += 61_000;
     expect(v.cacheSize).toBe(1);
-    v.verify('rollback', signPayload(key, 'rollback', {}, now));
+    v.verify(at('rollback'), signPayload(key, at('rollback'), {}, now));
     expect(v.cacheSize).toBe(1); // the old signature expired out of the cache
   });
 
   it('refuses unsigned, tampered, re-targeted, expired and foreign-key payloads', () => {
     const now = 5_000_000;
     const v = new SignatureVerifier(key, 30_000, () => now);
-    expect(v.verify('recalibrate', { method: 'mse' })).toMatchObject({ ok: false, reason: expect.stringMatching(/missing/) });
-    const p = signPayload(key, 'recalibrate', { method: 'mse' }, now);
-    expect(v.verify('recalibrate', { ...p, method: 'minmax' })).toMatchObject({ ok: false, reason: 'bad signature' });
-    expect(v.verify('buffer/clear', p)).toMatchObject({ ok: false, reason: 'bad signature' });
-    expect(v.verify('recalibrate', signPayload(key, 'recalibrate', {}, now - 31_000))).toMatchObject({ ok: false, reason: expect.stringMatching(/window/) });
-    expect(v.verify('recalibrate', signPayload(key, 'recalibrate', {}, now + 31_000))).toMatchObject({ ok: false, reason: expect.stringMatching(/window/) });
-    expect(v.verify('recalibrate', signPayload(Buffer.from('another key of 32 bytes........'), 'recalibrate', {}, now))).toMatchObject({ ok: false, reason: 'bad signature' });
-    expect(v.verify('recalibrate', p)).toEqual({ ok: true });
+    expect(v.verify(at('recalibrate'), { method: 'mse' })).toMatchObject({ ok: false, reason: expect.stringMatching(/missing/) });
+    const p = signPayload(key, at('recalibrate'), { method: 'mse' }, now);
+    expect(v.verify(at('recalibrate'), { ...p, method: 'minmax' })).toMatchObject({ ok: false, reason: 'bad signature' });
+    expect(v.verify(at('buffer/clear'), p)).toMatchObject({ ok: false, reason: 'bad signature' });
+    // Signed for edge-01: neither another device nor the fleet-wide topic takes it.
+    expect(v.verify(at('recalibrate', 'edge-02'), p)).toMatchObject({ ok: false, reason: 'bad signature' });
+    expect(v.verify(at('recalibrate', 'fleet'), p)).toMatchObject({ ok: false, reason: 'bad signature' });
+    expect(v.verify(at('recalibrate'), signPayload(key, at('recalibrate'), {}, now - 31_000))).toMatchObject({ ok: false, reason: expect.stringMatching(/window/) });
+    expect(v.verify(at('recalibrate'), signPayload(key, at('recalibrate'), {}, now + 31_000))).toMatchObject({ ok: false, reason: expect.stringMatching(/window/) });
+    expect(v.verify(at('recalibrate'), signPayload(Buffer.from('another key of 32 bytes........'), at('recalibrate'), {}, now))).toMatchObject({ ok: false, reason: 'bad signature' });
+    expect(v.verify(at('recalibrate'), p)).toEqual({ ok: true });
   });
 });
