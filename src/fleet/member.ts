@@ -13,7 +13,8 @@ import { FleetConnection, readTlsFiles, redactUrl, resolvePassword, type Connect
 import type { BackoffOptions } from './backoff.js';
 import { LatencyRecorder } from './latency.js';
 import { SignatureVerifier } from './signing.js';
-import { deviceTopics, FLEET_LEVEL, isCommandName, mutatingCommands, type DeviceTopics } from './topics.js';
+import { decodeRequest } from './request.js';
+import { commandNames, deviceTopics, FLEET_LEVEL, isCommandName, mutatingCommands, type DeviceTopics } from './topics.js';
 
 /** What the member reads from the agent (CalibrationAgent satisfies it). */
 export interface FleetAgent extends CommandTarget {
@@ -38,7 +39,6 @@ export interface FleetMemberOptions {
   env?: NodeJS.ProcessEnv;
 }
 
-const MAX_REQUEST_BYTES = 64 * 1024;
 
 export interface ResponseBody {
   status: 'ok' | 'error';
@@ -219,22 +219,9 @@ export class FleetMember {
     };
     let body: Record<string, unknown>;
     try {
-      if (payload.length > MAX_REQUEST_BYTES) throw new CalibdError('request', `request is ${payload.length} bytes; the limit is ${MAX_REQUEST_BYTES}`);
-      const text = payload.toString('utf8').trim();
-      let parsed: unknown;
-      try {
-        parsed = text === '' ? {} : JSON.parse(text);
-      } catch (err) {
-        throw new CalibdError('invalid-json', `request payload is not valid JSON: ${(err as Error).message}`, { hint: 'send a JSON object, e.g. {"transaction":"1"}' });
-      }
-      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
-        throw new CalibdError('invalid-json', 'request payload must be a JSON object', { hint: 'send a JSON object, e.g. {"transaction":"1"}' });
-      }
-      body = parsed as Record<string, unknown>;
-      const t = body.transaction;
-      if (typeof t === 'string' || typeof t === 'number') transaction = t;
+      ({ body, transaction } = decodeRequest(payload));
       if (!isCommandName(command)) {
-        throw new CalibdError('unknown-command', `unknown command '${command}'`, { value: command, hint: 'commands: recalibrate, rollback, status, config/get, config/set, buffer/stats, buffer/clear' });
+        throw new CalibdError('unknown-command', `unknown command '${command}'`, { value: command, hint: `commands: ${commandNames.join(', ')}` });
       }
       if (this.verifier && (mutatingCommands.has(command) || body.sig !== undefined)) {
         const v = this.verifier.verify(request, body);
