@@ -146,7 +146,16 @@ function parseYaml(file: string, text: string): unknown {
       hint: "quote values that start with '*', '&', '!' or contain ': ' (cron expressions, for one)",
     });
   }
-  return doc.toJS();
+  try {
+    // Resolving aliases happens here, not while parsing: '*a' without an '&a' anchor throws.
+    return doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw new ConfigError(`${file}: YAML error: ${(err as Error).message.split('\n')[0]}`, {
+      file,
+      cause: err,
+      hint: "quote values that start with '*', '&' or '!' (YAML reads them as aliases, anchors and tags)",
+    });
+  }
 }
 
 function parseJson(file: string, text: string): unknown {

@@ -174,6 +174,17 @@ describe('files', () => {
     expect(e).toBeInstanceOf(CalibdError);
   });
 
+  it('an alias without its anchor (found by the fuzz harness) is a ConfigError, not a stack trace', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'calibd-config-'));
+    for (const text of ['*!', 'model: *m', 'http: { port: *p }']) {
+      const file = join(dir, 'alias.yaml');
+      writeFileSync(file, text);
+      const e = configError(() => loadConfig({ file, env: {} }));
+      expect(e.message).toContain('alias.yaml');
+      expect(e.message).not.toContain('\n');
+    }
+  });
+
   it('an unknown key in a file is an error at its line, with a suggestion', () => {
     const p = file('.yaml', 'sampling:\n  oneIn: 5\n  maxRow: 10\n');
     const e = configError(() => loadConfig({ file: p }));
