@@ -5,7 +5,8 @@
 // technique ablation (equalization × bias correction on the OCR models and MNIST);
 // `--models` prints calibration memory and time on the real PaddleOCR
 // models instead (scripts/bench/models.ts); `--daemon-detector` the daemon serving the PaddleOCR
-// detector (scripts/bench/daemon-detector.ts); `--no-auto` skips the per-layer selection section.
+// detector (scripts/bench/daemon-detector.ts), and with `--default-config` the daemon as
+// `CALIBD_MODEL=… npm start` runs it; `--no-auto` skips the per-layer selection section.
 //
 // Sections: INT8 vs FP32 latency (batch 1 and 32, 1 and 2 threads); calibration wall time
 // against N × FP32 forward time; peak RSS of `calibd calibrate` at two sample counts; the
@@ -154,7 +155,7 @@ async function main() {
   if (args.has('--methods')) return methods();
   if (args.has('--ablation')) return ablation();
   if (args.has('--models')) return report(await modelsBench(repoRoot, { quick, log }));
-  if (args.has('--daemon-detector')) return report(await daemonDetectorBench(repoRoot, { quick, log }));
+  if (args.has('--daemon-detector')) return report(await daemonDetectorBench(repoRoot, { quick, log, defaultConfig: args.has('--default-config') }));
   const { train, test } = loadMnistSplit();
   const fp32Bytes = serializeModel(readModel(modelPath));
   const calib = await calibrate(readModel(modelPath), arraySource({ input: { data: train.images.subarray(0, 500 * IMAGE_SIZE), dims: [500, 1, 28, 28] } }), { method: 'entropy' });
