@@ -11,10 +11,10 @@
 // whether they arrive live or are re-read from the buffer after a restart.
 
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
-import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
+import { CalibdError, OptionError, calibdVersion, realFs, writeFileAtomic, type FsOps } from '../common/index.js';
 import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
@@ -30,6 +30,15 @@ export interface AgentLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
+}
+
+/**
+ * The seams of the agent's state I/O: the file operations behind model files, and a hook
+ * run before each SQLite commit. Tests pass faulty ones to inject disk errors.
+ */
+export interface StateIo {
+  fs?: FsOps;
+  beforeCommit?: (what: string) => void;
 }
 
 export interface RecalibrationResult {
@@ -105,6 +114,7 @@ export class CalibrationAgent extends EventEmitter {
     readonly state: StateDb,
     private readonly fp32: ModelProto,
     private readonly log: AgentLogger,
+    private readonly fs: FsOps,
   ) {
     super();
     this.fp32Bytes = serializeModel(fp32);
@@ -118,11 +128,11 @@ export class CalibrationAgent extends EventEmitter {
   }
 
   /** Opens the state, restores statistics from the buffer and starts serving. */
-  static async start(config: CalibdConfig, log: AgentLogger): Promise<CalibrationAgent> {
+  static async start(config: CalibdConfig, log: AgentLogger, io: StateIo = {}): Promise<CalibrationAgent> {
     const fp32 = readModel(resolve(config.model));
     const stateDir = resolve(config.stateDir);
-    const state = openStateDb(stateDir, { logger: log as never });
-    const agent = new CalibrationAgent(config, state, fp32, log);
+    const state = openStateDb(stateDir, { logger: log as never, beforeCommit: io.beforeCommit });
+    const agent = new CalibrationAgent(config, state, fp32, log, io.fs ?? realFs);
     if (state.movedAside) agent.emitEvent('error', { message: `corrupt database moved aside to ${state.movedAside}` }, false);
     try {
       await agent.boot();
@@ -231,7 +241,7 @@ export class CalibrationAgent extends EventEmitter {
   private async ensureSelection(validation: WireSample[]): Promise<SelectionResult | null> {
     if (!this.config.recalibration.auto || this.selection || validation.length === 0) return this.selection;
     const selection = await this.worker.call('select', { samples: validation, threads: this.config.threads });
-    writeFileAtomic(this.selectionPath, JSON.stringify({ key: this.selectionKey(), selection }));
+    writeFileAtomic(this.selectionPath, JSON.stringify({ key: this.selectionKey(), selection }), this.fs);
     this.selection = selection;
     this.emitEvent('selection', { outcome: selection.outcome, int8Nodes: selection.int8Nodes, exclude: selection.exclude.length, ratio: round(selection.latency.ratio, 3), agreement: round(selection.accuracy.auto.agreement * 100) });
     return selection;
@@ -278,7 +288,7 @@ export class CalibrationAgent extends EventEmitter {
     let modelPath: string | null = null;
     if (opts.state !== 'rejected') {
       modelPath = join(this.modelsDir, `${sha256(model).slice(0, 16)}.onnx`);
-      writeFileAtomic(modelPath, model);
+      writeFileAtomic(modelPath, model, this.fs);
     }
     return this.profiles.insert({
       method: profile.method,
@@ -302,7 +312,7 @@ export class CalibrationAgent extends EventEmitter {
     for (const f of readdirSync(this.modelsDir)) {
       const p = join(this.modelsDir, f);
       const torn = f.startsWith('.') && f.endsWith('.tmp');
-      if (torn || (!used.has(p) && f.endsWith('.onnx'))) rmSync(p, { force: true });
+      if (torn || (!used.has(p) && f.endsWith('.onnx'))) this.fs.rmSync(p, { force: true });
     }
   }
 

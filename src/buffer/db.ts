@@ -78,6 +78,12 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 
 export interface OpenStateDbOptions {
   logger?: BufferLogger;
+  /**
+   * Called inside every write transaction just before it commits, with what it writes
+   * (e.g. 'profiles.activate'). A throw rolls the transaction back: the seam through which
+   * tests make a commit fail like a full or failing disk would.
+   */
+  beforeCommit?: (what: string) => void;
 }
 
 /** An open calibd.db. Stores built on it register to be closed (and flushed) with it. */
@@ -91,7 +97,22 @@ export class StateDb {
     readonly logger: BufferLogger | undefined,
     /** Where a damaged database was moved on this open, or null. */
     readonly movedAside: string | null,
+    private readonly beforeCommit?: (what: string) => void,
   ) {}
+
+  /**
+   * Runs `fn` as one transaction. Every store writes through here, so a failed commit
+   * (SQLITE_FULL, SQLITE_IOERR) rolls back all of `fn` and can be injected in tests. A
+   * nested call joins the outer transaction and commits with it.
+   */
+  write<T>(what: string, fn: () => T): T {
+    const outermost = !this.db.inTransaction;
+    return this.db.transaction(() => {
+      const result = fn();
+      if (outermost) this.beforeCommit?.(what);
+      return result;
+    })();
+  }
 
   onClose(fn: () => void): void {
     this.closers.push(fn);
@@ -121,7 +142,7 @@ export function openStateDb(stateDir: string, opts: OpenStateDbOptions = {}): St
   mkdirSync(stateDir, { recursive: true });
   const path = join(stateDir, DB_FILE);
   const first = tryOpen(path);
-  if ('db' in first) return new StateDb(first.db, path, opts.logger, null);
+  if ('db' in first) return new StateDb(first.db, path, opts.logger, null, opts.beforeCommit);
 
   const movedTo = moveAside(path);
   opts.logger?.error({ path, movedTo, problem: first.problem }, 'state database is damaged; moved aside, starting a fresh one');
@@ -129,7 +150,7 @@ export function openStateDb(stateDir: string, opts: OpenStateDbOptions = {}): St
   if (!('db' in second)) {
     throw new Error(`cannot create a fresh state database at ${path}: ${second.problem}`);
   }
-  const state = new StateDb(second.db, path, opts.logger, movedTo);
+  const state = new StateDb(second.db, path, opts.logger, movedTo, opts.beforeCommit);
   second.db
     .prepare('INSERT INTO events (time, type, data) VALUES (?, ?, ?)')
     .run(Date.now(), 'error', JSON.stringify({ message: 'state database was damaged and has been replaced by an empty one', problem: first.problem, movedTo }));

@@ -59,6 +59,7 @@ interface Row {
 
 export class ProfileStore {
   private readonly db: Database.Database;
+  private readonly state: StateDb;
   private readonly stmt: {
     insert: Database.Statement;
     get: Database.Statement<[number], Row>;
@@ -69,6 +70,7 @@ export class ProfileStore {
   };
 
   constructor(state: StateDb) {
+    this.state = state;
     this.db = state.db;
     this.stmt = {
       insert: this.db.prepare(
@@ -87,7 +89,7 @@ export class ProfileStore {
   insert(p: NewProfile): number {
     const state = p.state ?? 'accepted';
     checkState(state);
-    return this.db.transaction(() => {
+    return this.state.write('profiles.insert', () => {
       const info = this.stmt.insert.run(
         p.parent ?? null,
         p.method,
@@ -103,7 +105,7 @@ export class ProfileStore {
       const version = Number(info.lastInsertRowid);
       if (state === 'active') this.setActive(version);
       return version;
-    })();
+    });
   }
 
   get(version: number): ProfileRecord | undefined {
@@ -129,7 +131,7 @@ export class ProfileStore {
    * 'rolled_back' when `rollback` is set (it was active and found wanting).
    */
   setActive(version: number, opts: { rollback?: boolean } = {}): void {
-    this.db.transaction(() => {
+    this.state.write('profiles.activate', () => {
       const target = this.stmt.get.get(version);
       if (!target) throw new OptionError(`calibration profile v${version} does not exist`, { value: version });
       if (target.state === 'rejected') {
@@ -142,7 +144,7 @@ export class ProfileStore {
       const previous = this.stmt.active.get();
       if (previous) this.stmt.setState.run(opts.rollback ? 'rolled_back' : 'accepted', previous.version);
       this.stmt.setState.run('active', version);
-    })();
+    });
   }
 
   /** Changes a profile's state; use setActive to make one active. */
@@ -151,7 +153,7 @@ export class ProfileStore {
     if ((state as ProfileState) === 'active') {
       throw new OptionError('use setActive to activate a profile, so the previous one is demoted in the same step', { value: state });
     }
-    const info = this.stmt.setState.run(state, version);
+    const info = this.state.write('profiles.state', () => this.stmt.setState.run(state, version));
     if (info.changes === 0) throw new OptionError(`calibration profile v${version} does not exist`, { value: version });
   }
 }

@@ -151,7 +151,7 @@ export class SampleBuffer {
     };
     state.onClose(() => this.close());
     // Rows may have aged out, or the bounds shrunk, while the daemon was down.
-    this.db.transaction(() => this.evict())();
+    this.state.write('samples.evict', () => this.evict());
   }
 
   /**
@@ -184,10 +184,10 @@ export class SampleBuffer {
     const batch = this.queue;
     this.queue = [];
     try {
-      this.db.transaction(() => {
+      this.state.write('samples.flush', () => {
         for (const r of batch) this.stmt.insert.run(r.time, r.bucket, r.predicted, r.header, r.data, r.bytes);
         this.evict();
-      })();
+      });
     } catch (err) {
       this.counters.dropped += batch.length;
       throw err;
@@ -276,9 +276,9 @@ export class SampleBuffer {
   clear(): void {
     this.queue = [];
     this.disarmTimer();
-    this.db.transaction(() => {
+    this.state.write('samples.clear', () => {
       this.db.prepare('DELETE FROM samples').run();
-    })();
+    });
   }
 
   /** Flushes what is queued and stops the timer; the database stays open. */
