@@ -12,11 +12,11 @@
 
 import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
-import { CalibdError, OptionError, calibdVersion, realFs, writeFileAtomic, type FsOps } from '../common/index.js';
+import { CalibdError, OptionError, StateError, calibdVersion, errorMessage, realFs, writeFileAtomic, type FsOps } from '../common/index.js';
 import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
-import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
+import { EventLog, ProfileStore, SampleBuffer, openStateDb, type NewProfile, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import { sha256, type CalibrationProfile } from '../quant/index.js';
@@ -278,29 +278,68 @@ export class CalibrationAgent extends EventEmitter {
       return this.fp32Bytes;
     }
     const { model, profile } = await this.worker.call('datafree', {});
-    const version = this.record(model, profile, { state: 'active', figures: { reason: 'first boot: data-free calibration' }, parent: null });
+    let version: number;
+    try {
+      version = this.recordActive(model, profile, { reason: 'first boot: data-free calibration' }, null);
+    } catch (err) {
+      // Serving FP32 is consistent with an empty version table; the next calibration retries.
+      this.emitEvent('error', { message: `first boot could not record its data-free calibration: ${errorMessage(err)}`, code: errorCode(err) });
+      this.emitEvent('first-boot', { serving: 'fp32', reason: 'the data-free calibration could not be stored' });
+      return this.fp32Bytes;
+    }
     this.active = this.profiles.get(version)!;
     this.emitEvent('first-boot', { serving: 'int8', version, method: 'datafree' });
     return model;
   }
 
-  private record(model: Uint8Array, profile: CalibrationProfile, opts: { state: 'active' | 'accepted' | 'rejected'; figures: Record<string, unknown>; parent: number | null }): number {
-    let modelPath: string | null = null;
-    if (opts.state !== 'rejected') {
-      modelPath = join(this.modelsDir, `${sha256(model).slice(0, 16)}.onnx`);
-      writeFileAtomic(modelPath, model, this.fs);
-    }
-    return this.profiles.insert({
+  private newProfile(profile: CalibrationProfile, figures: Record<string, unknown>, parent: number | null): NewProfile {
+    return {
       method: profile.method,
       options: profile.options,
       sampleCount: profile.sampleCount,
       modelSha256: this.sha,
       profile,
-      figures: opts.figures,
-      modelPath,
-      parent: opts.parent,
-      state: opts.state,
-    });
+      figures,
+      parent,
+    };
+  }
+
+  /** A candidate the gate turned down: its figures are kept, its model is not. */
+  private recordRejected(profile: CalibrationProfile, figures: Record<string, unknown>, parent: number | null): number {
+    try {
+      return this.profiles.insert({ ...this.newProfile(profile, figures, parent), state: 'rejected' });
+    } catch (err) {
+      throw stateWriteError('recording a rejected calibration', this.state.path, err);
+    }
+  }
+
+  /**
+   * Records `model` as the active version: its file first, then one transaction that adds
+   * the row and demotes the previous active one. When either fails, the file is removed
+   * again and a StateError says what failed; the database is as it was.
+   */
+  private recordActive(model: Uint8Array, profile: CalibrationProfile, figures: Record<string, unknown>, parent: number | null): number {
+    const modelPath = join(this.modelsDir, `${sha256(model).slice(0, 16)}.onnx`);
+    try {
+      writeFileAtomic(modelPath, model, this.fs);
+    } catch (err) {
+      throw stateWriteError('writing the model file', modelPath, err);
+    }
+    try {
+      return this.profiles.insert({ ...this.newProfile(profile, figures, parent), modelPath, state: 'active' });
+    } catch (err) {
+      this.removeUnrecorded(modelPath);
+      throw stateWriteError('recording the new calibration', this.state.path, err);
+    }
+  }
+
+  /** Deletes a model file no version refers to; a failure only leaves an orphan for the next start. */
+  private removeUnrecorded(modelPath: string): void {
+    try {
+      this.fs.rmSync(modelPath, { force: true });
+    } catch (err) {
+      this.log.warn({ err, modelPath }, 'could not remove an unrecorded model file; the next start removes it');
+    }
   }
 
   /**
@@ -442,20 +481,22 @@ export class CalibrationAgent extends EventEmitter {
       const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, this.config.recalibration.gateMargin, floor, metric);
       const figures = this.figures(cmp.candidate, cmp.current, Date.now() - started);
       profile.validation = figures;
+      const parent = this.active?.version ?? null;
       if (!decision.accept) {
-        const version = this.record(model, profile, { state: 'rejected', figures: { ...figures, reason: decision.reason, trigger }, parent: this.active?.version ?? null });
+        const version = this.recordRejected(profile, { ...figures, reason: decision.reason, trigger }, parent);
         this.counters.rejected++;
         this.learnedSinceCalibration = 0;
         this.emitEvent('calibration.rejected', { version, trigger, reason: decision.reason, ...figures });
         return { version, state: 'rejected', figures, reason: decision.reason };
       }
-      const version = this.record(model, profile, { state: 'accepted', figures: { ...figures, reason: decision.reason, trigger }, parent: this.active?.version ?? null });
-      await this.activate(version, model, 'calibration.accepted', { trigger, reason: decision.reason, ...figures });
+      const t = await this.switchTo(model, `${this.config.modelName} candidate`, () => this.recordActive(model, profile, { ...figures, reason: decision.reason, trigger }, parent));
       this.counters.accepted++;
+      this.emitEvent('calibration.accepted', { ...t, trigger, reason: decision.reason, ...figures });
+      const version = t.version;
       return { version, state: 'accepted', figures, reason: decision.reason };
     } catch (err) {
       this.counters.errors++;
-      this.emitEvent('calibration.failed', { trigger, message: (err as Error).message });
+      this.emitEvent('calibration.failed', { trigger, message: errorMessage(err), code: errorCode(err), serving: this.active?.version ?? 0 });
       throw err;
     } finally {
       this.running = false;
@@ -479,15 +520,26 @@ export class CalibrationAgent extends EventEmitter {
     return f;
   }
 
-  private async activate(version: number, model: Uint8Array, event: string, data: Record<string, unknown>, rollback = false): Promise<void> {
-    const p = this.profiles.get(version)!;
+  /**
+   * Serves `model` as the version `record` writes to the database. The session is built and
+   * warmed first, the write comes next, and the engine switches only once it committed; a
+   * failed write discards the session. So what serves, what status says and what a restart
+   * comes back to never disagree. `record` returns the version it made active.
+   */
+  private async switchTo(model: Uint8Array, source: string, record: () => number): Promise<{ version: number; swapMs: number; buildMs: number; warmMs: number }> {
     const t0 = Date.now();
-    const swap = await this.engine.swap(model, { version, label: `v${version} ${p.method}` });
-    // Only after the swap succeeded does the version become the one a restart comes back to.
-    this.profiles.setActive(version, { rollback });
-    this.active = this.profiles.get(version)!;
+    const prepared = await this.engine.prepareSwap(model, source);
+    let active: ProfileRecord;
+    try {
+      active = this.profiles.get(record())!;
+    } catch (err) {
+      await prepared.discard();
+      throw err;
+    }
+    prepared.commit({ version: active.version, label: `v${active.version} ${active.method}` });
+    this.active = active;
     this.drift.rebase();
-    this.emitEvent(event, { version, swapMs: Date.now() - t0, buildMs: swap.buildMs, warmMs: swap.warmMs, ...data });
+    return { version: active.version, swapMs: Date.now() - t0, buildMs: round(prepared.buildMs, 1), warmMs: round(prepared.warmMs, 1) };
   }
 
   async rollback(req: { version?: number }): Promise<{ version: number }> {
@@ -516,10 +568,25 @@ export class CalibrationAgent extends EventEmitter {
       throw new OptionError(`version ${target.version} has no model file for this FP32 model`, { value: target.version });
     }
     if (cur && target.version === cur.version) return { version: cur.version };
+    const to = target.version;
     const bytes = new Uint8Array(readFileSync(target.modelPath));
-    await this.activate(target.version, bytes, 'rollback', { from: cur?.version ?? 0 }, true);
-    this.counters.rollbacks++;
-    return { version: target.version };
+    try {
+      const t = await this.switchTo(bytes, `${this.config.modelName} v${to}`, () => {
+        try {
+          this.profiles.setActive(to, { rollback: true });
+        } catch (err) {
+          throw stateWriteError(`recording the rollback to v${to}`, this.state.path, err);
+        }
+        return to;
+      });
+      this.counters.rollbacks++;
+      this.emitEvent('rollback', { ...t, from: cur?.version ?? 0 });
+    } catch (err) {
+      this.counters.errors++;
+      this.emitEvent('rollback.failed', { to, message: errorMessage(err), code: errorCode(err), serving: this.active?.version ?? 0 });
+      throw err;
+    }
+    return { version: to };
   }
 
   /**
@@ -585,7 +652,7 @@ export class CalibrationAgent extends EventEmitter {
         this.log.warn({ err }, 'event log write failed');
       }
     }
-    (type === 'error' || type === 'calibration.failed' ? this.log.warn : this.log.info).call(this.log, { event: type, ...data }, type);
+    (type === 'error' || type.endsWith('.failed') ? this.log.warn : this.log.info).call(this.log, { event: type, ...data }, type);
     this.emit('event', event);
   }
 
@@ -612,6 +679,31 @@ export class CalibrationAgent extends EventEmitter {
     await this.engine?.close().catch(() => undefined);
     this.state.close();
   }
+}
+
+/**
+ * A failed write to the state directory as a typed error naming the file, the cause's code
+ * (ENOSPC, SQLITE_FULL …) and that nothing changed. Errors that are already typed pass.
+ */
+function stateWriteError(action: string, path: string, err: unknown): Error {
+  if (err instanceof CalibdError) return err;
+  const code = errorCode(err);
+  const text = errorMessage(err);
+  return new StateError(`${action} failed (${text.includes(code) ? text : `${code}: ${text}`}); nothing was changed`, {
+    value: path,
+    hint: `free space on the disk holding ${dirname(path)} or check it for I/O errors, then retry`,
+    cause: err,
+  });
+}
+
+/**
+ * What went wrong, as a stable code for events: for a failed state write the disk's or
+ * SQLite's own code (ENOSPC, SQLITE_FULL), else a CalibdError's code, else 'error'.
+ */
+function errorCode(err: unknown): string {
+  if (err instanceof StateError && err.cause !== undefined) return errorCode(err.cause);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'error';
 }
 
 function round(x: number, digits = 2): number {
