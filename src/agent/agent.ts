@@ -22,6 +22,7 @@ import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/
 import { sha256, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import { DriftMonitor } from './drift.js';
+import { modelFiles, rebuildVersions } from './recovery.js';
 import { gate, type Figures } from './gate.js';
 import { CalibrationWorker } from './worker-client.js';
 import type { WireSample } from './worker-protocol.js';
@@ -108,6 +109,8 @@ export class CalibrationAgent extends EventEmitter {
   private learnedSinceCalibration = 0;
   readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
   private readonly startedAt = Date.now();
+  /** Set while the version table was lost: model files it cannot account for are kept. */
+  private keepUnreferencedFiles = false;
 
   private constructor(
     readonly config: CalibdConfig,
@@ -149,6 +152,7 @@ export class CalibrationAgent extends EventEmitter {
 
   private async boot(): Promise<void> {
     mkdirSync(this.modelsDir, { recursive: true });
+    this.recoverVersions();
     const restoredModel = this.restoreActive();
     // Keep calibrating with the method of what is serving (an operator may have changed it).
     if (this.active && LIVE_METHODS.includes(this.active.method)) this.method = this.active.method as CalibrationMethod;
@@ -247,6 +251,35 @@ export class CalibrationAgent extends EventEmitter {
     return selection;
   }
 
+  /**
+   * A database without a single version next to model files has lost its table (it was
+   * damaged and replaced, or deleted). The files say how they were calibrated, so the table
+   * is rebuilt from them; nothing in the models folder is deleted on this start.
+   */
+  private recoverVersions(): void {
+    if (this.state.movedAside) this.keepUnreferencedFiles = true;
+    if (this.profiles.count() > 0 || modelFiles(this.modelsDir).length === 0) return;
+    this.keepUnreferencedFiles = true;
+    try {
+      const r = rebuildVersions(this.profiles, { modelsDir: this.modelsDir, servedSha256: this.sha, damagedDb: this.state.movedAside, fs: this.fs });
+      const how =
+        r.activeFrom === 'damaged database'
+          ? 'the active version is the one the damaged database still names'
+          : r.activeFrom === 'newest calibration'
+            ? 'which version was active is not known (model files do not record it): the newest calibration of this model is made active'
+            : 'none of them belongs to the served model';
+      this.emitEvent('state.rebuilt', {
+        message: `rebuilt ${r.versions.length} calibration versions from their model files; ${how}`,
+        versions: r.versions.map((v) => v.version),
+        active: r.active,
+        activeFrom: r.activeFrom,
+        unaccounted: r.unaccounted,
+      });
+    } catch (err) {
+      this.emitEvent('error', { message: `rebuilding the calibration versions from the model files failed; the files are kept: ${errorMessage(err)}`, code: errorCode(err) });
+    }
+  }
+
   /** The active calibration of this FP32 model, if its file is intact; else the newest accepted one. */
   private restoreActive(): Uint8Array | null {
     const candidates = [this.profiles.active(), ...this.profiles.list({ modelSha256: this.sha, limit: Infinity }).filter((p) => p.state === 'accepted')];
@@ -343,15 +376,18 @@ export class CalibrationAgent extends EventEmitter {
   }
 
   /**
-   * Removes model files no profile refers to (left by a crash between write and record), and
-   * the temporaries of writes a crash cut short (writeFileAtomic's `.<name>.<pid>.<time>.tmp`).
+   * Removes model files no profile refers to (left by a crash between write and record, or
+   * between pruning a version and deleting its file), and the temporaries of writes a crash
+   * cut short (writeFileAtomic's `.<name>.<pid>.<time>.tmp`). After the version table was
+   * lost, unreferenced model files are kept: the fresh table cannot vouch for them.
    */
   private cleanOrphans(): void {
     const used = new Set(this.profiles.list({ limit: Infinity }).map((p) => p.modelPath).filter(Boolean) as string[]);
     for (const f of readdirSync(this.modelsDir)) {
       const p = join(this.modelsDir, f);
       const torn = f.startsWith('.') && f.endsWith('.tmp');
-      if (torn || (!used.has(p) && f.endsWith('.onnx'))) this.fs.rmSync(p, { force: true });
+      const orphan = !used.has(p) && f.endsWith('.onnx') && !this.keepUnreferencedFiles;
+      if (torn || orphan) this.fs.rmSync(p, { force: true });
     }
   }
 

@@ -67,6 +67,7 @@ export class ProfileStore {
     listForModel: Database.Statement<[string, number], Row>;
     active: Database.Statement<[], Row>;
     setState: Database.Statement<[ProfileState, number]>;
+    count: Database.Statement<[], number>;
   };
 
   constructor(state: StateDb) {
@@ -82,6 +83,7 @@ export class ProfileStore {
       listForModel: this.db.prepare('SELECT * FROM profiles WHERE model_sha256 = ? ORDER BY version DESC LIMIT ?'),
       active: this.db.prepare("SELECT * FROM profiles WHERE state = 'active'"),
       setState: this.db.prepare('UPDATE profiles SET state = ? WHERE version = ?'),
+      count: this.db.prepare<[], number>('SELECT COUNT(*) FROM profiles').pluck(),
     };
   }
 
@@ -106,6 +108,15 @@ export class ProfileStore {
       if (state === 'active') this.setActive(version);
       return version;
     });
+  }
+
+  /** Stores several profiles in one transaction, in order; returns their versions. */
+  insertAll(list: readonly NewProfile[], what = 'profiles.insert'): number[] {
+    return this.state.write(what, () => list.map((p) => this.insert(p)));
+  }
+
+  count(): number {
+    return this.stmt.count.get()!;
   }
 
   get(version: number): ProfileRecord | undefined {
