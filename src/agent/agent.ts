@@ -19,7 +19,7 @@ import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type Calibrat
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type NewProfile, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/index.js';
-import { sha256, type CalibrationProfile } from '../quant/index.js';
+import { graphSha256, sha256, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import { DriftMonitor } from './drift.js';
 import { modelFiles, rebuildVersions } from './recovery.js';
@@ -43,8 +43,9 @@ export interface StateIo {
 }
 
 export interface RecalibrationResult {
+  /** The new version; for 'unchanged', the active one the candidate is identical to. */
   version: number;
-  state: 'accepted' | 'rejected';
+  state: 'accepted' | 'rejected' | 'unchanged';
   figures: Record<string, number>;
   reason: string;
 }
@@ -107,10 +108,12 @@ export class CalibrationAgent extends EventEmitter {
   private selection: SelectionResult | null = null;
   private lastCalibrationAt = 0; // inference count
   private learnedSinceCalibration = 0;
-  readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
+  readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, errors: 0 };
   private readonly startedAt = Date.now();
   /** Set while the version table was lost: model files it cannot account for are kept. */
   private keepUnreferencedFiles = false;
+  /** graphSha256 of the active version's model file, computed once per file. */
+  private activeGraph: { path: string; sha: string } | null = null;
 
   private constructor(
     readonly config: CalibdConfig,
@@ -173,6 +176,8 @@ export class CalibrationAgent extends EventEmitter {
     const model = restoredModel ?? (await this.firstBoot());
     const label = this.active ? `v${this.active.version} ${this.active.method}` : 'fp32';
     this.engine = await InferenceEngine.create(model, { threads: this.config.threads, name: this.config.modelName, version: this.active?.version ?? 0, label });
+    // retention.keepVersions may have been lowered while calibd was stopped.
+    if (!this.keepUnreferencedFiles) this.pruneVersions();
     this.cleanOrphans();
     if (this.config.recalibration.cron) {
       this.cronTask = schedule(this.config.recalibration.cron, () => {
@@ -501,6 +506,7 @@ export class CalibrationAgent extends EventEmitter {
       const validation = this.validationSet();
       const selection = await this.ensureSelection(validation);
       const { model, profile } = await this.worker.call('build', selection ? { exclude: selection.exclude, selection } : {});
+      if (this.active && this.isActiveModel(model)) return this.unchanged(this.active, trigger);
       const current = this.active?.modelPath ? readFileSync(this.active.modelPath) : null;
       const cmp = validation.length
         ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation, metric: this.config.validation.metric })
@@ -528,6 +534,7 @@ export class CalibrationAgent extends EventEmitter {
       const t = await this.switchTo(model, `${this.config.modelName} candidate`, () => this.recordActive(model, profile, { ...figures, reason: decision.reason, trigger }, parent));
       this.counters.accepted++;
       this.emitEvent('calibration.accepted', { ...t, trigger, reason: decision.reason, ...figures });
+      this.pruneVersions();
       const version = t.version;
       return { version, state: 'accepted', figures, reason: decision.reason };
     } catch (err) {
@@ -538,6 +545,60 @@ export class CalibrationAgent extends EventEmitter {
       this.running = false;
       this.learnedSinceCalibration = 0;
     }
+  }
+
+  /**
+   * True when `model` computes exactly what the active version's file does (the same scales,
+   * zero points and weights; only the metadata differs). Serving it would change nothing.
+   */
+  private isActiveModel(model: Uint8Array): boolean {
+    const path = this.active?.modelPath;
+    if (!path) return false;
+    if (this.activeGraph?.path !== path) this.activeGraph = { path, sha: graphSha256(readModel(path)) };
+    return graphSha256(parseModel(model, 'candidate')) === this.activeGraph.sha;
+  }
+
+  /** A candidate identical to the active version: no new version, no swap, said as such. */
+  private unchanged(active: ProfileRecord, trigger: Trigger): RecalibrationResult {
+    const reason = `the candidate is identical to the active calibration v${active.version} (same scales and zero points); no new version`;
+    this.counters.unchanged++;
+    this.emitEvent('calibration.unchanged', { version: active.version, trigger, reason });
+    const figures: Record<string, number> = {};
+    for (const [k, v] of Object.entries(active.figures)) if (typeof v === 'number') figures[k] = v;
+    return { version: active.version, state: 'unchanged', figures, reason };
+  }
+
+  /**
+   * Keeps the newest retention.keepVersions versions a rollback could return to (accepted
+   * or rolled back) with their model files, plus the active one. Older versions stay listed
+   * as history without a file. Their model_path is cleared first, in one transaction, and
+   * the files are deleted after: an interruption leaves files no version names, which the
+   * next start removes, and the database never names a missing file.
+   */
+  private pruneVersions(): void {
+    const all = this.profiles.list({ limit: Infinity });
+    const older = all.filter((p) => p.modelPath && (p.state === 'accepted' || p.state === 'rolled_back')).slice(this.config.retention.keepVersions);
+    if (older.length === 0) return;
+    try {
+      this.profiles.forgetModelFiles(older.map((p) => p.version));
+    } catch (err) {
+      this.emitEvent('error', { message: `pruning old calibration versions failed; they are kept: ${errorMessage(err)}`, code: errorCode(err) });
+      return;
+    }
+    const pruned = new Set(older.map((p) => p.version));
+    // Two versions never share a file today; this keeps it safe if they ever do.
+    const stillNamed = new Set(all.filter((p) => !pruned.has(p.version)).map((p) => p.modelPath));
+    const left: string[] = [];
+    for (const p of older) {
+      if (stillNamed.has(p.modelPath)) continue;
+      try {
+        this.fs.rmSync(p.modelPath!, { force: true });
+      } catch (err) {
+        left.push(p.modelPath!);
+        this.log.warn({ err, modelPath: p.modelPath }, 'could not delete a pruned model file; the next start removes it');
+      }
+    }
+    this.emitEvent('versions.pruned', { versions: [...pruned], keepVersions: this.config.retention.keepVersions, ...(left.length ? { filesLeft: left } : {}) });
   }
 
   private figures(c: Figures, cur: Figures | null, ms: number): Record<string, number> {
@@ -600,12 +661,10 @@ export class CalibrationAgent extends EventEmitter {
         .find((p) => !cur || p.version < cur.version);
       if (!target) throw new OptionError('no earlier accepted calibration to roll back to', { hint: 'recalibrate first' });
     }
-    if (target.modelSha256 !== this.sha || !target.modelPath || !existsSync(target.modelPath)) {
-      throw new OptionError(`version ${target.version} has no model file for this FP32 model`, { value: target.version });
-    }
+    const modelPath = this.restorablePath(target);
     if (cur && target.version === cur.version) return { version: cur.version };
     const to = target.version;
-    const bytes = new Uint8Array(readFileSync(target.modelPath));
+    const bytes = new Uint8Array(readFileSync(modelPath));
     try {
       const t = await this.switchTo(bytes, `${this.config.modelName} v${to}`, () => {
         try {
@@ -623,6 +682,24 @@ export class CalibrationAgent extends EventEmitter {
       throw err;
     }
     return { version: to };
+  }
+
+  /** The model file `target` serves from, or an OptionError saying why it cannot: another FP32 model's, pruned, or gone. */
+  private restorablePath(target: ProfileRecord): string {
+    const v = target.version;
+    if (target.modelSha256 !== this.sha) {
+      throw new OptionError(`version ${v} was calibrated for another FP32 model`, { value: v, hint: 'list versions with GET /v2/calibd/calibrations' });
+    }
+    if (!target.modelPath) {
+      throw new OptionError(`version ${v} has no model file any more: retention.keepVersions (${this.config.retention.keepVersions}) pruned it`, {
+        value: v,
+        hint: 'roll back to a version listed with hasModel: true, or raise retention.keepVersions',
+      });
+    }
+    if (!existsSync(target.modelPath)) {
+      throw new OptionError(`version ${v} has no model file: ${target.modelPath} is missing`, { value: v, hint: 'roll back to another version' });
+    }
+    return target.modelPath;
   }
 
   /**
@@ -653,6 +730,8 @@ export class CalibrationAgent extends EventEmitter {
       sampleCount: p.sampleCount,
       createdAt: new Date(p.createdAt).toISOString(),
       figures: p.figures,
+      // False once retention pruned its file (or for rejected ones): not a rollback target.
+      hasModel: p.modelPath !== null,
     }));
   }
 

@@ -67,6 +67,7 @@ export class ProfileStore {
     listForModel: Database.Statement<[string, number], Row>;
     active: Database.Statement<[], Row>;
     setState: Database.Statement<[ProfileState, number]>;
+    clearModelPath: Database.Statement<[number]>;
     count: Database.Statement<[], number>;
   };
 
@@ -83,6 +84,7 @@ export class ProfileStore {
       listForModel: this.db.prepare('SELECT * FROM profiles WHERE model_sha256 = ? ORDER BY version DESC LIMIT ?'),
       active: this.db.prepare("SELECT * FROM profiles WHERE state = 'active'"),
       setState: this.db.prepare('UPDATE profiles SET state = ? WHERE version = ?'),
+      clearModelPath: this.db.prepare('UPDATE profiles SET model_path = NULL WHERE version = ?'),
       count: this.db.prepare<[], number>('SELECT COUNT(*) FROM profiles').pluck(),
     };
   }
@@ -113,6 +115,16 @@ export class ProfileStore {
   /** Stores several profiles in one transaction, in order; returns their versions. */
   insertAll(list: readonly NewProfile[], what = 'profiles.insert'): number[] {
     return this.state.write(what, () => list.map((p) => this.insert(p)));
+  }
+
+  /**
+   * Forgets the model files of `versions` (their rows stay, as history) in one transaction.
+   * The caller deletes the files afterwards, so the database never names a missing file.
+   */
+  forgetModelFiles(versions: readonly number[]): void {
+    this.state.write('profiles.prune', () => {
+      for (const v of versions) this.stmt.clearModelPath.run(v);
+    });
   }
 
   count(): number {
