@@ -112,6 +112,8 @@ export class CalibrationAgent extends EventEmitter {
   private readonly startedAt = Date.now();
   /** Set while the version table was lost: model files it cannot account for are kept. */
   private keepUnreferencedFiles = false;
+  /** When a failed sample write was last reported as an event (they repeat every flush on a full disk). */
+  private sampleWriteReportedAt = -Infinity;
   /** graphSha256 of the active version's model file, computed once per file. */
   private activeGraph: { path: string; sha: string } | null = null;
 
@@ -127,7 +129,12 @@ export class CalibrationAgent extends EventEmitter {
     this.sha = sha256(this.fp32Bytes);
     this.method = config.recalibration.method as CalibrationMethod;
     const s = config.sampling;
-    this.buffer = new SampleBuffer(state, { maxRows: s.maxRows, maxBytes: s.maxBytes, maxAgeMs: s.maxAgeHours * 3600_000 });
+    this.buffer = new SampleBuffer(state, {
+      maxRows: s.maxRows,
+      maxBytes: s.maxBytes,
+      maxAgeMs: s.maxAgeHours * 3600_000,
+      onFlushError: (err, dropped) => this.onSampleWriteFailed(err, dropped),
+    });
     this.profiles = new ProfileStore(state);
     this.events = new EventLog(state);
     this.drift = new DriftMonitor({ min: config.inputRange.min, max: config.inputRange.max });
@@ -361,6 +368,8 @@ export class CalibrationAgent extends EventEmitter {
     try {
       writeFileAtomic(modelPath, model, this.fs);
     } catch (err) {
+      // A failed folder fsync comes after the rename: the file may be in place.
+      this.removeUnrecorded(modelPath);
       throw stateWriteError('writing the model file', modelPath, err);
     }
     try {
@@ -374,6 +383,7 @@ export class CalibrationAgent extends EventEmitter {
   /** Deletes a model file no version refers to; a failure only leaves an orphan for the next start. */
   private removeUnrecorded(modelPath: string): void {
     try {
+      if (this.profiles.list({ limit: Infinity }).some((p) => p.modelPath === modelPath)) return;
       this.fs.rmSync(modelPath, { force: true });
     } catch (err) {
       this.log.warn({ err, modelPath }, 'could not remove an unrecorded model file; the next start removes it');
@@ -423,6 +433,14 @@ export class CalibrationAgent extends EventEmitter {
     const landing = this.ingest(sample);
     this.ingesting.add(landing);
     void landing.finally(() => this.ingesting.delete(landing));
+  }
+
+  /** Sampled inputs are a cache: losing a batch costs nothing served, but is said once a minute. */
+  private onSampleWriteFailed(err: unknown, dropped: number): void {
+    this.counters.errors++;
+    if (Date.now() - this.sampleWriteReportedAt < 60_000) return;
+    this.sampleWriteReportedAt = Date.now();
+    this.emitEvent('error', { message: `storing sampled inputs failed; ${dropped} were dropped: ${errorMessage(err)}`, code: errorCode(err) });
   }
 
   private observeDrift(sample: WireSample): void {
