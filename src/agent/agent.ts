@@ -7,6 +7,12 @@
 //   the statistics (or a full pass over the buffer) → validated against FP32 with the
 //   current INT8 on held-out samples → gate → write file, record version, hot-swap.
 //
+// The state folder never disagrees with what serves: a new session is built and warmed,
+// the version is written (model file, then one transaction), and only a committed write
+// switches the engine. A failed write changes nothing and is reported as an event. The
+// history is bounded by retention.keepVersions, and a lost version table is rebuilt from
+// the calibration each model file carries (recovery.ts).
+//
 // Held-out samples are chosen by a hash of their content, so the same rows are held out
 // whether they arrive live or are re-read from the buffer after a restart.
 
@@ -22,7 +28,7 @@ import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/
 import { graphSha256, sha256, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import { DriftMonitor } from './drift.js';
-import { modelFiles, rebuildVersions } from './recovery.js';
+import { modelFiles, rebuildSummary, rebuildVersions } from './recovery.js';
 import { gate, type Figures } from './gate.js';
 import { CalibrationWorker } from './worker-client.js';
 import type { WireSample } from './worker-protocol.js';
@@ -274,14 +280,8 @@ export class CalibrationAgent extends EventEmitter {
     this.keepUnreferencedFiles = true;
     try {
       const r = rebuildVersions(this.profiles, { modelsDir: this.modelsDir, servedSha256: this.sha, damagedDb: this.state.movedAside, fs: this.fs });
-      const how =
-        r.activeFrom === 'damaged database'
-          ? 'the active version is the one the damaged database still names'
-          : r.activeFrom === 'newest calibration'
-            ? 'which version was active is not known (model files do not record it): the newest calibration of this model is made active'
-            : 'none of them belongs to the served model';
       this.emitEvent('state.rebuilt', {
-        message: `rebuilt ${r.versions.length} calibration versions from their model files; ${how}`,
+        message: rebuildSummary(r),
         versions: r.versions.map((v) => v.version),
         active: r.active,
         activeFrom: r.activeFrom,

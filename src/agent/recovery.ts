@@ -73,6 +73,16 @@ export function rebuildVersions(profiles: ProfileStore, opts: { modelsDir: strin
   };
 }
 
+/** One line for the event log: how many versions came back and how the active one was chosen. */
+export function rebuildSummary(r: RebuildResult): string {
+  const how = {
+    'damaged database': 'the active version is the one the damaged database still names',
+    'newest calibration': 'which version was active is not known (model files do not record it): the newest calibration of this model is made active',
+    none: 'none of them belongs to the served model',
+  }[r.activeFrom];
+  return `rebuilt ${r.versions.length} calibration versions from their model files; ${how}`;
+}
+
 /** The calibration record a file carries, or null for a file that is not a calibd INT8 model. */
 function calibrationOf(modelPath: string): CalibrationProfile | null {
   try {

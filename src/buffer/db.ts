@@ -1,7 +1,8 @@
 // Opens the daemon's one SQLite file (<stateDir>/calibd.db) and keeps it usable. A damaged
 // file must not stop the device: instead of crash-looping under systemd, the file and its
 // WAL are moved aside for later inspection, a fresh database is created, and an 'error'
-// event records what happened. The buffer is a cache of live data and refills itself.
+// event records what happened. The buffer is a cache of live data and refills itself; the
+// calibration versions are rebuilt by the agent from its model files (agent/recovery.ts).
 // Closing the failed connection lets SQLite apply and delete a WAL it could read, so what
 // is kept aside is the main file as SQLite last saw it, plus any WAL it left in place.
 
