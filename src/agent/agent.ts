@@ -7,21 +7,28 @@
 //   the statistics (or a full pass over the buffer) → validated against FP32 with the
 //   current INT8 on held-out samples → gate → write file, record version, hot-swap.
 //
+// The state folder never disagrees with what serves: a new session is built and warmed,
+// the version is written (model file, then one transaction), and only a committed write
+// switches the engine. A failed write changes nothing and is reported as an event. The
+// history is bounded by retention.keepVersions, and a lost version table is rebuilt from
+// the calibration each model file carries (recovery.ts).
+//
 // Held-out samples are chosen by a hash of their content, so the same rows are held out
 // whether they arrive live or are re-read from the buffer after a restart.
 
 import { EventEmitter } from 'node:events';
-import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
-import { CalibdError, OptionError, calibdVersion, writeFileAtomic } from '../common/index.js';
+import { CalibdError, OptionError, StateError, calibdVersion, errorMessage, realFs, writeFileAtomic, type FsOps } from '../common/index.js';
 import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
-import { EventLog, ProfileStore, SampleBuffer, openStateDb, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
+import { EventLog, ProfileStore, SampleBuffer, openStateDb, type NewProfile, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/index.js';
-import { sha256, type CalibrationProfile } from '../quant/index.js';
+import { graphSha256, sha256, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import { DriftMonitor } from './drift.js';
+import { modelFiles, rebuildSummary, rebuildVersions } from './recovery.js';
 import { gate, type Figures } from './gate.js';
 import { CalibrationWorker } from './worker-client.js';
 import type { WireSample } from './worker-protocol.js';
@@ -32,9 +39,19 @@ export interface AgentLogger {
   error(obj: object, msg?: string): void;
 }
 
+/**
+ * The seams of the agent's state I/O: the file operations behind model files, and a hook
+ * run before each SQLite commit. Tests pass faulty ones to inject disk errors.
+ */
+export interface StateIo {
+  fs?: FsOps;
+  beforeCommit?: (what: string) => void;
+}
+
 export interface RecalibrationResult {
+  /** The new version; for 'unchanged', the active one the candidate is identical to. */
   version: number;
-  state: 'accepted' | 'rejected';
+  state: 'accepted' | 'rejected' | 'unchanged';
   figures: Record<string, number>;
   reason: string;
 }
@@ -97,32 +114,44 @@ export class CalibrationAgent extends EventEmitter {
   private selection: SelectionResult | null = null;
   private lastCalibrationAt = 0; // inference count
   private learnedSinceCalibration = 0;
-  readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, rollbacks: 0, errors: 0 };
+  readonly counters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, errors: 0 };
   private readonly startedAt = Date.now();
+  /** Set while the version table was lost: model files it cannot account for are kept. */
+  private keepUnreferencedFiles = false;
+  /** When a failed sample write was last reported as an event (they repeat every flush on a full disk). */
+  private sampleWriteReportedAt = -Infinity;
+  /** graphSha256 of the active version's model file, computed once per file. */
+  private activeGraph: { path: string; sha: string } | null = null;
 
   private constructor(
     readonly config: CalibdConfig,
     readonly state: StateDb,
     private readonly fp32: ModelProto,
     private readonly log: AgentLogger,
+    private readonly fs: FsOps,
   ) {
     super();
     this.fp32Bytes = serializeModel(fp32);
     this.sha = sha256(this.fp32Bytes);
     this.method = config.recalibration.method as CalibrationMethod;
     const s = config.sampling;
-    this.buffer = new SampleBuffer(state, { maxRows: s.maxRows, maxBytes: s.maxBytes, maxAgeMs: s.maxAgeHours * 3600_000 });
+    this.buffer = new SampleBuffer(state, {
+      maxRows: s.maxRows,
+      maxBytes: s.maxBytes,
+      maxAgeMs: s.maxAgeHours * 3600_000,
+      onFlushError: (err, dropped) => this.onSampleWriteFailed(err, dropped),
+    });
     this.profiles = new ProfileStore(state);
     this.events = new EventLog(state);
     this.drift = new DriftMonitor({ min: config.inputRange.min, max: config.inputRange.max });
   }
 
   /** Opens the state, restores statistics from the buffer and starts serving. */
-  static async start(config: CalibdConfig, log: AgentLogger): Promise<CalibrationAgent> {
+  static async start(config: CalibdConfig, log: AgentLogger, io: StateIo = {}): Promise<CalibrationAgent> {
     const fp32 = readModel(resolve(config.model));
     const stateDir = resolve(config.stateDir);
-    const state = openStateDb(stateDir, { logger: log as never });
-    const agent = new CalibrationAgent(config, state, fp32, log);
+    const state = openStateDb(stateDir, { logger: log as never, beforeCommit: io.beforeCommit });
+    const agent = new CalibrationAgent(config, state, fp32, log, io.fs ?? realFs);
     if (state.movedAside) agent.emitEvent('error', { message: `corrupt database moved aside to ${state.movedAside}` }, false);
     try {
       await agent.boot();
@@ -139,6 +168,7 @@ export class CalibrationAgent extends EventEmitter {
 
   private async boot(): Promise<void> {
     mkdirSync(this.modelsDir, { recursive: true });
+    this.recoverVersions();
     const restoredModel = this.restoreActive();
     // Keep calibrating with the method of what is serving (an operator may have changed it).
     if (this.active && LIVE_METHODS.includes(this.active.method)) this.method = this.active.method as CalibrationMethod;
@@ -159,6 +189,8 @@ export class CalibrationAgent extends EventEmitter {
     const model = restoredModel ?? (await this.firstBoot());
     const label = this.active ? `v${this.active.version} ${this.active.method}` : 'fp32';
     this.engine = await InferenceEngine.create(model, { threads: this.config.threads, name: this.config.modelName, version: this.active?.version ?? 0, label });
+    // retention.keepVersions may have been lowered while calibd was stopped.
+    if (!this.keepUnreferencedFiles) this.pruneVersions();
     this.cleanOrphans();
     if (this.config.recalibration.cron) {
       this.cronTask = schedule(this.config.recalibration.cron, () => {
@@ -231,10 +263,33 @@ export class CalibrationAgent extends EventEmitter {
   private async ensureSelection(validation: WireSample[]): Promise<SelectionResult | null> {
     if (!this.config.recalibration.auto || this.selection || validation.length === 0) return this.selection;
     const selection = await this.worker.call('select', { samples: validation, threads: this.config.threads });
-    writeFileAtomic(this.selectionPath, JSON.stringify({ key: this.selectionKey(), selection }));
+    writeFileAtomic(this.selectionPath, JSON.stringify({ key: this.selectionKey(), selection }), this.fs);
     this.selection = selection;
     this.emitEvent('selection', { outcome: selection.outcome, int8Nodes: selection.int8Nodes, exclude: selection.exclude.length, ratio: round(selection.latency.ratio, 3), agreement: round(selection.accuracy.auto.agreement * 100) });
     return selection;
+  }
+
+  /**
+   * A database without a single version next to model files has lost its table (it was
+   * damaged and replaced, or deleted). The files say how they were calibrated, so the table
+   * is rebuilt from them; nothing in the models folder is deleted on this start.
+   */
+  private recoverVersions(): void {
+    if (this.state.movedAside) this.keepUnreferencedFiles = true;
+    if (this.profiles.count() > 0 || modelFiles(this.modelsDir).length === 0) return;
+    this.keepUnreferencedFiles = true;
+    try {
+      const r = rebuildVersions(this.profiles, { modelsDir: this.modelsDir, servedSha256: this.sha, damagedDb: this.state.movedAside, fs: this.fs });
+      this.emitEvent('state.rebuilt', {
+        message: rebuildSummary(r),
+        versions: r.versions.map((v) => v.version),
+        active: r.active,
+        activeFrom: r.activeFrom,
+        unaccounted: r.unaccounted,
+      });
+    } catch (err) {
+      this.emitEvent('error', { message: `rebuilding the calibration versions from the model files failed; the files are kept: ${errorMessage(err)}`, code: errorCode(err) });
+    }
   }
 
   /** The active calibration of this FP32 model, if its file is intact; else the newest accepted one. */
@@ -268,41 +323,86 @@ export class CalibrationAgent extends EventEmitter {
       return this.fp32Bytes;
     }
     const { model, profile } = await this.worker.call('datafree', {});
-    const version = this.record(model, profile, { state: 'active', figures: { reason: 'first boot: data-free calibration' }, parent: null });
+    let version: number;
+    try {
+      version = this.recordActive(model, profile, { reason: 'first boot: data-free calibration' }, null);
+    } catch (err) {
+      // Serving FP32 is consistent with an empty version table; the next calibration retries.
+      this.emitEvent('error', { message: `first boot could not record its data-free calibration: ${errorMessage(err)}`, code: errorCode(err) });
+      this.emitEvent('first-boot', { serving: 'fp32', reason: 'the data-free calibration could not be stored' });
+      return this.fp32Bytes;
+    }
     this.active = this.profiles.get(version)!;
     this.emitEvent('first-boot', { serving: 'int8', version, method: 'datafree' });
     return model;
   }
 
-  private record(model: Uint8Array, profile: CalibrationProfile, opts: { state: 'active' | 'accepted' | 'rejected'; figures: Record<string, unknown>; parent: number | null }): number {
-    let modelPath: string | null = null;
-    if (opts.state !== 'rejected') {
-      modelPath = join(this.modelsDir, `${sha256(model).slice(0, 16)}.onnx`);
-      writeFileAtomic(modelPath, model);
-    }
-    return this.profiles.insert({
+  private newProfile(profile: CalibrationProfile, figures: Record<string, unknown>, parent: number | null): NewProfile {
+    return {
       method: profile.method,
       options: profile.options,
       sampleCount: profile.sampleCount,
       modelSha256: this.sha,
       profile,
-      figures: opts.figures,
-      modelPath,
-      parent: opts.parent,
-      state: opts.state,
-    });
+      figures,
+      parent,
+    };
+  }
+
+  /** A candidate the gate turned down: its figures are kept, its model is not. */
+  private recordRejected(profile: CalibrationProfile, figures: Record<string, unknown>, parent: number | null): number {
+    try {
+      return this.profiles.insert({ ...this.newProfile(profile, figures, parent), state: 'rejected' });
+    } catch (err) {
+      throw stateWriteError('recording a rejected calibration', this.state.path, err);
+    }
   }
 
   /**
-   * Removes model files no profile refers to (left by a crash between write and record), and
-   * the temporaries of writes a crash cut short (writeFileAtomic's `.<name>.<pid>.<time>.tmp`).
+   * Records `model` as the active version: its file first, then one transaction that adds
+   * the row and demotes the previous active one. When either fails, the file is removed
+   * again and a StateError says what failed; the database is as it was.
+   */
+  private recordActive(model: Uint8Array, profile: CalibrationProfile, figures: Record<string, unknown>, parent: number | null): number {
+    const modelPath = join(this.modelsDir, `${sha256(model).slice(0, 16)}.onnx`);
+    try {
+      writeFileAtomic(modelPath, model, this.fs);
+    } catch (err) {
+      // A failed folder fsync comes after the rename: the file may be in place.
+      this.removeUnrecorded(modelPath);
+      throw stateWriteError('writing the model file', modelPath, err);
+    }
+    try {
+      return this.profiles.insert({ ...this.newProfile(profile, figures, parent), modelPath, state: 'active' });
+    } catch (err) {
+      this.removeUnrecorded(modelPath);
+      throw stateWriteError('recording the new calibration', this.state.path, err);
+    }
+  }
+
+  /** Deletes a model file no version refers to; a failure only leaves an orphan for the next start. */
+  private removeUnrecorded(modelPath: string): void {
+    try {
+      if (this.profiles.list({ limit: Infinity }).some((p) => p.modelPath === modelPath)) return;
+      this.fs.rmSync(modelPath, { force: true });
+    } catch (err) {
+      this.log.warn({ err, modelPath }, 'could not remove an unrecorded model file; the next start removes it');
+    }
+  }
+
+  /**
+   * Removes model files no profile refers to (left by a crash between write and record, or
+   * between pruning a version and deleting its file), and the temporaries of writes a crash
+   * cut short (writeFileAtomic's `.<name>.<pid>.<time>.tmp`). After the version table was
+   * lost, unreferenced model files are kept: the fresh table cannot vouch for them.
    */
   private cleanOrphans(): void {
     const used = new Set(this.profiles.list({ limit: Infinity }).map((p) => p.modelPath).filter(Boolean) as string[]);
     for (const f of readdirSync(this.modelsDir)) {
       const p = join(this.modelsDir, f);
       const torn = f.startsWith('.') && f.endsWith('.tmp');
-      if (torn || (!used.has(p) && f.endsWith('.onnx'))) rmSync(p, { force: true });
+      const orphan = !used.has(p) && f.endsWith('.onnx') && !this.keepUnreferencedFiles;
+      if (torn || orphan) this.fs.rmSync(p, { force: true });
     }
   }
 
@@ -333,6 +433,14 @@ export class CalibrationAgent extends EventEmitter {
     const landing = this.ingest(sample);
     this.ingesting.add(landing);
     void landing.finally(() => this.ingesting.delete(landing));
+  }
+
+  /** Sampled inputs are a cache: losing a batch costs nothing served, but is said once a minute. */
+  private onSampleWriteFailed(err: unknown, dropped: number): void {
+    this.counters.errors++;
+    if (Date.now() - this.sampleWriteReportedAt < 60_000) return;
+    this.sampleWriteReportedAt = Date.now();
+    this.emitEvent('error', { message: `storing sampled inputs failed; ${dropped} were dropped: ${errorMessage(err)}`, code: errorCode(err) });
   }
 
   private observeDrift(sample: WireSample): void {
@@ -416,6 +524,7 @@ export class CalibrationAgent extends EventEmitter {
       const validation = this.validationSet();
       const selection = await this.ensureSelection(validation);
       const { model, profile } = await this.worker.call('build', selection ? { exclude: selection.exclude, selection } : {});
+      if (this.active && this.isActiveModel(model)) return this.unchanged(this.active, trigger);
       const current = this.active?.modelPath ? readFileSync(this.active.modelPath) : null;
       const cmp = validation.length
         ? await this.worker.call('compare', { candidate: model, current: current ? new Uint8Array(current) : null, samples: validation, metric: this.config.validation.metric })
@@ -432,25 +541,82 @@ export class CalibrationAgent extends EventEmitter {
       const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, this.config.recalibration.gateMargin, floor, metric);
       const figures = this.figures(cmp.candidate, cmp.current, Date.now() - started);
       profile.validation = figures;
+      const parent = this.active?.version ?? null;
       if (!decision.accept) {
-        const version = this.record(model, profile, { state: 'rejected', figures: { ...figures, reason: decision.reason, trigger }, parent: this.active?.version ?? null });
+        const version = this.recordRejected(profile, { ...figures, reason: decision.reason, trigger }, parent);
         this.counters.rejected++;
         this.learnedSinceCalibration = 0;
         this.emitEvent('calibration.rejected', { version, trigger, reason: decision.reason, ...figures });
         return { version, state: 'rejected', figures, reason: decision.reason };
       }
-      const version = this.record(model, profile, { state: 'accepted', figures: { ...figures, reason: decision.reason, trigger }, parent: this.active?.version ?? null });
-      await this.activate(version, model, 'calibration.accepted', { trigger, reason: decision.reason, ...figures });
+      const t = await this.switchTo(model, `${this.config.modelName} candidate`, () => this.recordActive(model, profile, { ...figures, reason: decision.reason, trigger }, parent));
       this.counters.accepted++;
+      this.emitEvent('calibration.accepted', { ...t, trigger, reason: decision.reason, ...figures });
+      this.pruneVersions();
+      const version = t.version;
       return { version, state: 'accepted', figures, reason: decision.reason };
     } catch (err) {
       this.counters.errors++;
-      this.emitEvent('calibration.failed', { trigger, message: (err as Error).message });
+      this.emitEvent('calibration.failed', { trigger, message: errorMessage(err), code: errorCode(err), serving: this.active?.version ?? 0 });
       throw err;
     } finally {
       this.running = false;
       this.learnedSinceCalibration = 0;
     }
+  }
+
+  /**
+   * True when `model` computes exactly what the active version's file does (the same scales,
+   * zero points and weights; only the metadata differs). Serving it would change nothing.
+   */
+  private isActiveModel(model: Uint8Array): boolean {
+    const path = this.active?.modelPath;
+    if (!path) return false;
+    if (this.activeGraph?.path !== path) this.activeGraph = { path, sha: graphSha256(readModel(path)) };
+    return graphSha256(parseModel(model, 'candidate')) === this.activeGraph.sha;
+  }
+
+  /** A candidate identical to the active version: no new version, no swap, said as such. */
+  private unchanged(active: ProfileRecord, trigger: Trigger): RecalibrationResult {
+    const reason = `the candidate is identical to the active calibration v${active.version} (same scales and zero points); no new version`;
+    this.counters.unchanged++;
+    this.emitEvent('calibration.unchanged', { version: active.version, trigger, reason });
+    const figures: Record<string, number> = {};
+    for (const [k, v] of Object.entries(active.figures)) if (typeof v === 'number') figures[k] = v;
+    return { version: active.version, state: 'unchanged', figures, reason };
+  }
+
+  /**
+   * Keeps the newest retention.keepVersions versions a rollback could return to (accepted
+   * or rolled back) with their model files, plus the active one. Older versions stay listed
+   * as history without a file. Their model_path is cleared first, in one transaction, and
+   * the files are deleted after: an interruption leaves files no version names, which the
+   * next start removes, and the database never names a missing file.
+   */
+  private pruneVersions(): void {
+    const all = this.profiles.list({ limit: Infinity });
+    const older = all.filter((p) => p.modelPath && (p.state === 'accepted' || p.state === 'rolled_back')).slice(this.config.retention.keepVersions);
+    if (older.length === 0) return;
+    try {
+      this.profiles.forgetModelFiles(older.map((p) => p.version));
+    } catch (err) {
+      this.emitEvent('error', { message: `pruning old calibration versions failed; they are kept: ${errorMessage(err)}`, code: errorCode(err) });
+      return;
+    }
+    const pruned = new Set(older.map((p) => p.version));
+    // Two versions never share a file today; this keeps it safe if they ever do.
+    const stillNamed = new Set(all.filter((p) => !pruned.has(p.version)).map((p) => p.modelPath));
+    const left: string[] = [];
+    for (const p of older) {
+      if (stillNamed.has(p.modelPath)) continue;
+      try {
+        this.fs.rmSync(p.modelPath!, { force: true });
+      } catch (err) {
+        left.push(p.modelPath!);
+        this.log.warn({ err, modelPath: p.modelPath }, 'could not delete a pruned model file; the next start removes it');
+      }
+    }
+    this.emitEvent('versions.pruned', { versions: [...pruned], keepVersions: this.config.retention.keepVersions, ...(left.length ? { filesLeft: left } : {}) });
   }
 
   private figures(c: Figures, cur: Figures | null, ms: number): Record<string, number> {
@@ -469,15 +635,26 @@ export class CalibrationAgent extends EventEmitter {
     return f;
   }
 
-  private async activate(version: number, model: Uint8Array, event: string, data: Record<string, unknown>, rollback = false): Promise<void> {
-    const p = this.profiles.get(version)!;
+  /**
+   * Serves `model` as the version `record` writes to the database. The session is built and
+   * warmed first, the write comes next, and the engine switches only once it committed; a
+   * failed write discards the session. So what serves, what status says and what a restart
+   * comes back to never disagree. `record` returns the version it made active.
+   */
+  private async switchTo(model: Uint8Array, source: string, record: () => number): Promise<{ version: number; swapMs: number; buildMs: number; warmMs: number }> {
     const t0 = Date.now();
-    const swap = await this.engine.swap(model, { version, label: `v${version} ${p.method}` });
-    // Only after the swap succeeded does the version become the one a restart comes back to.
-    this.profiles.setActive(version, { rollback });
-    this.active = this.profiles.get(version)!;
+    const prepared = await this.engine.prepareSwap(model, source);
+    let active: ProfileRecord;
+    try {
+      active = this.profiles.get(record())!;
+    } catch (err) {
+      await prepared.discard();
+      throw err;
+    }
+    prepared.commit({ version: active.version, label: `v${active.version} ${active.method}` });
+    this.active = active;
     this.drift.rebase();
-    this.emitEvent(event, { version, swapMs: Date.now() - t0, buildMs: swap.buildMs, warmMs: swap.warmMs, ...data });
+    return { version: active.version, swapMs: Date.now() - t0, buildMs: round(prepared.buildMs, 1), warmMs: round(prepared.warmMs, 1) };
   }
 
   async rollback(req: { version?: number }): Promise<{ version: number }> {
@@ -502,14 +679,45 @@ export class CalibrationAgent extends EventEmitter {
         .find((p) => !cur || p.version < cur.version);
       if (!target) throw new OptionError('no earlier accepted calibration to roll back to', { hint: 'recalibrate first' });
     }
-    if (target.modelSha256 !== this.sha || !target.modelPath || !existsSync(target.modelPath)) {
-      throw new OptionError(`version ${target.version} has no model file for this FP32 model`, { value: target.version });
-    }
+    const modelPath = this.restorablePath(target);
     if (cur && target.version === cur.version) return { version: cur.version };
-    const bytes = new Uint8Array(readFileSync(target.modelPath));
-    await this.activate(target.version, bytes, 'rollback', { from: cur?.version ?? 0 }, true);
-    this.counters.rollbacks++;
-    return { version: target.version };
+    const to = target.version;
+    const bytes = new Uint8Array(readFileSync(modelPath));
+    try {
+      const t = await this.switchTo(bytes, `${this.config.modelName} v${to}`, () => {
+        try {
+          this.profiles.setActive(to, { rollback: true });
+        } catch (err) {
+          throw stateWriteError(`recording the rollback to v${to}`, this.state.path, err);
+        }
+        return to;
+      });
+      this.counters.rollbacks++;
+      this.emitEvent('rollback', { ...t, from: cur?.version ?? 0 });
+    } catch (err) {
+      this.counters.errors++;
+      this.emitEvent('rollback.failed', { to, message: errorMessage(err), code: errorCode(err), serving: this.active?.version ?? 0 });
+      throw err;
+    }
+    return { version: to };
+  }
+
+  /** The model file `target` serves from, or an OptionError saying why it cannot: another FP32 model's, pruned, or gone. */
+  private restorablePath(target: ProfileRecord): string {
+    const v = target.version;
+    if (target.modelSha256 !== this.sha) {
+      throw new OptionError(`version ${v} was calibrated for another FP32 model`, { value: v, hint: 'list versions with GET /v2/calibd/calibrations' });
+    }
+    if (!target.modelPath) {
+      throw new OptionError(`version ${v} has no model file any more: retention.keepVersions (${this.config.retention.keepVersions}) pruned it`, {
+        value: v,
+        hint: 'roll back to a version listed with hasModel: true, or raise retention.keepVersions',
+      });
+    }
+    if (!existsSync(target.modelPath)) {
+      throw new OptionError(`version ${v} has no model file: ${target.modelPath} is missing`, { value: v, hint: 'roll back to another version' });
+    }
+    return target.modelPath;
   }
 
   /**
@@ -540,6 +748,8 @@ export class CalibrationAgent extends EventEmitter {
       sampleCount: p.sampleCount,
       createdAt: new Date(p.createdAt).toISOString(),
       figures: p.figures,
+      // False once retention pruned its file (or for rejected ones): not a rollback target.
+      hasModel: p.modelPath !== null,
     }));
   }
 
@@ -575,7 +785,7 @@ export class CalibrationAgent extends EventEmitter {
         this.log.warn({ err }, 'event log write failed');
       }
     }
-    (type === 'error' || type === 'calibration.failed' ? this.log.warn : this.log.info).call(this.log, { event: type, ...data }, type);
+    (type === 'error' || type.endsWith('.failed') ? this.log.warn : this.log.info).call(this.log, { event: type, ...data }, type);
     this.emit('event', event);
   }
 
@@ -602,6 +812,31 @@ export class CalibrationAgent extends EventEmitter {
     await this.engine?.close().catch(() => undefined);
     this.state.close();
   }
+}
+
+/**
+ * A failed write to the state directory as a typed error naming the file, the cause's code
+ * (ENOSPC, SQLITE_FULL …) and that nothing changed. Errors that are already typed pass.
+ */
+function stateWriteError(action: string, path: string, err: unknown): Error {
+  if (err instanceof CalibdError) return err;
+  const code = errorCode(err);
+  const text = errorMessage(err);
+  return new StateError(`${action} failed (${text.includes(code) ? text : `${code}: ${text}`}); nothing was changed`, {
+    value: path,
+    hint: `free space on the disk holding ${dirname(path)} or check it for I/O errors, then retry`,
+    cause: err,
+  });
+}
+
+/**
+ * What went wrong, as a stable code for events: for a failed state write the disk's or
+ * SQLite's own code (ENOSPC, SQLITE_FULL), else a CalibdError's code, else 'error'.
+ */
+function errorCode(err: unknown): string {
+  if (err instanceof StateError && err.cause !== undefined) return errorCode(err.cause);
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' ? code : 'error';
 }
 
 function round(x: number, digits = 2): number {

@@ -13,5 +13,6 @@ export function agentMetrics(agent: CalibrationAgent): Registry {
   gauge('calibd_recalibrations_total', 'Recalibrations run since start', () => agent.counters.recalibrations);
   gauge('calibd_calibrations_accepted_total', 'Candidates the gate accepted since start', () => agent.counters.accepted);
   gauge('calibd_calibrations_rejected_total', 'Candidates the gate rejected since start', () => agent.counters.rejected);
+  gauge('calibd_calibrations_unchanged_total', 'Candidates identical to the active calibration (no new version) since start', () => agent.counters.unchanged);
   return registry;
 }

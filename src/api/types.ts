@@ -24,7 +24,7 @@ export interface ApiDeps {
 export interface AdminControl {
   /** JSON for GET /v2/calibd/status. */
   status(): unknown;
-  recalibrate(req: { method?: string; full?: boolean }): Promise<{ version: number; state: 'accepted' | 'rejected'; figures: Record<string, number> }>;
+  recalibrate(req: { method?: string; full?: boolean }): Promise<{ version: number; state: 'accepted' | 'rejected' | 'unchanged'; figures: Record<string, number> }>;
   rollback(req: { version?: number }): Promise<{ version: number }>;
   calibrations(): unknown[];
 }

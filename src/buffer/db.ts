@@ -1,13 +1,15 @@
 // Opens the daemon's one SQLite file (<stateDir>/calibd.db) and keeps it usable. A damaged
 // file must not stop the device: instead of crash-looping under systemd, the file and its
 // WAL are moved aside for later inspection, a fresh database is created, and an 'error'
-// event records what happened. The buffer is a cache of live data and refills itself.
+// event records what happened. The buffer is a cache of live data and refills itself; the
+// calibration versions are rebuilt by the agent from its model files (agent/recovery.ts).
 // Closing the failed connection lets SQLite apply and delete a WAL it could read, so what
 // is kept aside is the main file as SQLite last saw it, plus any WAL it left in place.
 
-import { existsSync, mkdirSync, renameSync } from 'node:fs';
+import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import { StateError } from '../common/index.js';
 
 /** The subset of a pino logger this module uses. */
 export interface BufferLogger {
@@ -78,6 +80,12 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 
 export interface OpenStateDbOptions {
   logger?: BufferLogger;
+  /**
+   * Called inside every write transaction just before it commits, with what it writes
+   * (e.g. 'profiles.activate'). A throw rolls the transaction back: the seam through which
+   * tests make a commit fail like a full or failing disk would.
+   */
+  beforeCommit?: (what: string) => void;
 }
 
 /** An open calibd.db. Stores built on it register to be closed (and flushed) with it. */
@@ -91,7 +99,22 @@ export class StateDb {
     readonly logger: BufferLogger | undefined,
     /** Where a damaged database was moved on this open, or null. */
     readonly movedAside: string | null,
+    private readonly beforeCommit?: (what: string) => void,
   ) {}
+
+  /**
+   * Runs `fn` as one transaction. Every store writes through here, so a failed commit
+   * (SQLITE_FULL, SQLITE_IOERR) rolls back all of `fn` and can be injected in tests. A
+   * nested call joins the outer transaction and commits with it.
+   */
+  write<T>(what: string, fn: () => T): T {
+    const outermost = !this.db.inTransaction;
+    return this.db.transaction(() => {
+      const result = fn();
+      if (outermost) this.beforeCommit?.(what);
+      return result;
+    })();
+  }
 
   onClose(fn: () => void): void {
     this.closers.push(fn);
@@ -118,18 +141,22 @@ export class StateDb {
 }
 
 export function openStateDb(stateDir: string, opts: OpenStateDbOptions = {}): StateDb {
-  mkdirSync(stateDir, { recursive: true });
+  makeStateDir(stateDir);
   const path = join(stateDir, DB_FILE);
+  checkIsFileOrAbsent(path);
   const first = tryOpen(path);
-  if ('db' in first) return new StateDb(first.db, path, opts.logger, null);
+  if ('db' in first) return new StateDb(first.db, path, opts.logger, null, opts.beforeCommit);
 
   const movedTo = moveAside(path);
   opts.logger?.error({ path, movedTo, problem: first.problem }, 'state database is damaged; moved aside, starting a fresh one');
   const second = tryOpen(path);
   if (!('db' in second)) {
-    throw new Error(`cannot create a fresh state database at ${path}: ${second.problem}`);
+    throw new StateError(`cannot create a fresh state database at ${path}: ${second.problem}`, {
+      value: path,
+      hint: `check the disk holding ${stateDir}; the damaged file was kept as ${movedTo}`,
+    });
   }
-  const state = new StateDb(second.db, path, opts.logger, movedTo);
+  const state = new StateDb(second.db, path, opts.logger, movedTo, opts.beforeCommit);
   second.db
     .prepare('INSERT INTO events (time, type, data) VALUES (?, ?, ?)')
     .run(Date.now(), 'error', JSON.stringify({ message: 'state database was damaged and has been replaced by an empty one', problem: first.problem, movedTo }));
@@ -137,6 +164,38 @@ export function openStateDb(stateDir: string, opts: OpenStateDbOptions = {}): St
 }
 
 type OpenResult = { db: Database.Database } | { problem: string };
+
+/** Creates the state folder; a file in its place is a configuration mistake, said in one line. */
+function makeStateDir(stateDir: string): void {
+  try {
+    mkdirSync(stateDir, { recursive: true });
+  } catch (err) {
+    throw new StateError(`cannot create the state folder ${stateDir}: ${(err as Error).message}`, {
+      value: stateDir,
+      hint: 'point stateDir at a folder calibd may write, or remove the file in its place',
+      cause: err,
+    });
+  }
+}
+
+/** SQLite only says "unable to open database file" for a folder named calibd.db; name it. */
+function checkIsFileOrAbsent(path: string): void {
+  let isFile: boolean;
+  try {
+    isFile = statSync(path).isFile();
+  } catch {
+    return; // absent (or unreadable, which opening reports)
+  }
+  if (!isFile) {
+    throw new StateError(`the state database ${path} is not a file`, {
+      value: path,
+      hint: 'move it out of the way (calibd creates calibd.db itself), or point stateDir at another folder',
+    });
+  }
+}
+
+/** SQLite codes that mean the file cannot be opened at all, as opposed to being damaged. */
+const CANNOT_OPEN = new Set(['SQLITE_CANTOPEN', 'SQLITE_PERM', 'SQLITE_READONLY', 'SQLITE_AUTH']);
 
 function tryOpen(path: string): OpenResult {
   let db: Database.Database | undefined;
@@ -165,6 +224,13 @@ function tryOpen(path: string): OpenResult {
     db?.close();
     if (typeof code === 'string' && (code === 'SQLITE_NOTADB' || code.startsWith('SQLITE_CORRUPT'))) {
       return { problem: (err as Error).message };
+    }
+    if (typeof code === 'string' && CANNOT_OPEN.has(code)) {
+      throw new StateError(`cannot open the state database ${path}: ${(err as Error).message}`, {
+        value: path,
+        hint: 'check that calibd may read and write the state folder and the file',
+        cause: err,
+      });
     }
     throw err;
   }

@@ -22,6 +22,7 @@ export class EventLog {
   readonly maxEvents: number;
   private readonly now: () => number;
   private readonly db: Database.Database;
+  private readonly state: StateDb;
   private readonly stmt: {
     insert: Database.Statement;
     prune: Database.Statement<[number]>;
@@ -30,6 +31,7 @@ export class EventLog {
   };
 
   constructor(state: StateDb, opts: EventLogOptions = {}) {
+    this.state = state;
     this.db = state.db;
     this.maxEvents = Math.max(1, Math.floor(opts.maxEvents ?? 10_000));
     this.now = opts.now ?? Date.now;
@@ -44,11 +46,11 @@ export class EventLog {
 
   /** Records an event and returns its id. */
   append(type: string, data?: unknown): number {
-    return this.db.transaction(() => {
+    return this.state.write('events.append', () => {
       const id = Number(this.stmt.insert.run(this.now(), type, data === undefined ? null : JSON.stringify(data)).lastInsertRowid);
       if (id > this.maxEvents) this.stmt.prune.run(id - this.maxEvents);
       return id;
-    })();
+    });
   }
 
   /** Newest first; `since` is a time in ms (inclusive). */

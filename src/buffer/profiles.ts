@@ -59,6 +59,7 @@ interface Row {
 
 export class ProfileStore {
   private readonly db: Database.Database;
+  private readonly state: StateDb;
   private readonly stmt: {
     insert: Database.Statement;
     get: Database.Statement<[number], Row>;
@@ -66,9 +67,12 @@ export class ProfileStore {
     listForModel: Database.Statement<[string, number], Row>;
     active: Database.Statement<[], Row>;
     setState: Database.Statement<[ProfileState, number]>;
+    clearModelPath: Database.Statement<[number]>;
+    count: Database.Statement<[], number>;
   };
 
   constructor(state: StateDb) {
+    this.state = state;
     this.db = state.db;
     this.stmt = {
       insert: this.db.prepare(
@@ -80,6 +84,8 @@ export class ProfileStore {
       listForModel: this.db.prepare('SELECT * FROM profiles WHERE model_sha256 = ? ORDER BY version DESC LIMIT ?'),
       active: this.db.prepare("SELECT * FROM profiles WHERE state = 'active'"),
       setState: this.db.prepare('UPDATE profiles SET state = ? WHERE version = ?'),
+      clearModelPath: this.db.prepare('UPDATE profiles SET model_path = NULL WHERE version = ?'),
+      count: this.db.prepare<[], number>('SELECT COUNT(*) FROM profiles').pluck(),
     };
   }
 
@@ -87,7 +93,7 @@ export class ProfileStore {
   insert(p: NewProfile): number {
     const state = p.state ?? 'accepted';
     checkState(state);
-    return this.db.transaction(() => {
+    return this.state.write('profiles.insert', () => {
       const info = this.stmt.insert.run(
         p.parent ?? null,
         p.method,
@@ -103,7 +109,26 @@ export class ProfileStore {
       const version = Number(info.lastInsertRowid);
       if (state === 'active') this.setActive(version);
       return version;
-    })();
+    });
+  }
+
+  /** Stores several profiles in one transaction, in order; returns their versions. */
+  insertAll(list: readonly NewProfile[], what = 'profiles.insert'): number[] {
+    return this.state.write(what, () => list.map((p) => this.insert(p)));
+  }
+
+  /**
+   * Forgets the model files of `versions` (their rows stay, as history) in one transaction.
+   * The caller deletes the files afterwards, so the database never names a missing file.
+   */
+  forgetModelFiles(versions: readonly number[]): void {
+    this.state.write('profiles.prune', () => {
+      for (const v of versions) this.stmt.clearModelPath.run(v);
+    });
+  }
+
+  count(): number {
+    return this.stmt.count.get()!;
   }
 
   get(version: number): ProfileRecord | undefined {
@@ -129,7 +154,7 @@ export class ProfileStore {
    * 'rolled_back' when `rollback` is set (it was active and found wanting).
    */
   setActive(version: number, opts: { rollback?: boolean } = {}): void {
-    this.db.transaction(() => {
+    this.state.write('profiles.activate', () => {
       const target = this.stmt.get.get(version);
       if (!target) throw new OptionError(`calibration profile v${version} does not exist`, { value: version });
       if (target.state === 'rejected') {
@@ -142,7 +167,7 @@ export class ProfileStore {
       const previous = this.stmt.active.get();
       if (previous) this.stmt.setState.run(opts.rollback ? 'rolled_back' : 'accepted', previous.version);
       this.stmt.setState.run('active', version);
-    })();
+    });
   }
 
   /** Changes a profile's state; use setActive to make one active. */
@@ -151,7 +176,7 @@ export class ProfileStore {
     if ((state as ProfileState) === 'active') {
       throw new OptionError('use setActive to activate a profile, so the previous one is demoted in the same step', { value: state });
     }
-    const info = this.stmt.setState.run(state, version);
+    const info = this.state.write('profiles.state', () => this.stmt.setState.run(state, version));
     if (info.changes === 0) throw new OptionError(`calibration profile v${version} does not exist`, { value: version });
   }
 }

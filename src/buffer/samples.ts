@@ -23,6 +23,8 @@ export interface SampleBufferOptions {
   batchSize?: number;
   /** Clock for age eviction; tests move it. */
   now?: () => number;
+  /** Told when a background flush fails and its batch is dropped (a full disk, an I/O error). */
+  onFlushError?: (err: unknown, dropped: number) => void;
 }
 
 export interface NewSample {
@@ -100,6 +102,7 @@ export class SampleBuffer {
 
   private readonly db: Database.Database;
   private readonly now: () => number;
+  private readonly onFlushError: ((err: unknown, dropped: number) => void) | undefined;
   private queue: Pending[] = [];
   private timer: NodeJS.Timeout | null = null;
   private closed = false;
@@ -129,6 +132,7 @@ export class SampleBuffer {
     this.flushMs = positive('flushMs', opts.flushMs ?? 200);
     this.batchSize = positive('batchSize', opts.batchSize ?? 64);
     this.now = opts.now ?? Date.now;
+    this.onFlushError = opts.onFlushError;
 
     const db = this.db;
     this.stmt = {
@@ -151,7 +155,7 @@ export class SampleBuffer {
     };
     state.onClose(() => this.close());
     // Rows may have aged out, or the bounds shrunk, while the daemon was down.
-    this.db.transaction(() => this.evict())();
+    this.state.write('samples.evict', () => this.evict());
   }
 
   /**
@@ -184,10 +188,10 @@ export class SampleBuffer {
     const batch = this.queue;
     this.queue = [];
     try {
-      this.db.transaction(() => {
+      this.state.write('samples.flush', () => {
         for (const r of batch) this.stmt.insert.run(r.time, r.bucket, r.predicted, r.header, r.data, r.bytes);
         this.evict();
-      })();
+      });
     } catch (err) {
       this.counters.dropped += batch.length;
       throw err;
@@ -276,9 +280,9 @@ export class SampleBuffer {
   clear(): void {
     this.queue = [];
     this.disarmTimer();
-    this.db.transaction(() => {
+    this.state.write('samples.clear', () => {
       this.db.prepare('DELETE FROM samples').run();
-    })();
+    });
   }
 
   /** Flushes what is queued and stops the timer; the database stays open. */
@@ -317,10 +321,12 @@ export class SampleBuffer {
 
   /** For the inference path and the timer: a failed write costs samples, never a request. */
   private flushQuietly(): void {
+    const pending = this.queue.length;
     try {
       this.flush();
     } catch (err) {
       this.state.logger?.error({ err }, 'sample buffer flush failed; the batch was dropped');
+      this.onFlushError?.(err, pending);
     }
   }
 

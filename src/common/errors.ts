@@ -44,6 +44,13 @@ export class OptionError extends CalibdError {
   }
 }
 
+/** The state directory (calibd.db, model files) cannot be opened, read or written. */
+export class StateError extends CalibdError {
+  constructor(message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
+    super('state', message, opts);
+  }
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof CalibdError) return err.oneLine();
   if (err instanceof Error) return err.message;

@@ -1,5 +1,5 @@
-export { CalibdError, ModelError, DataError, OptionError, errorMessage } from './errors.js';
-export { writeFileAtomic } from './atomic-file.js';
+export { CalibdError, ModelError, DataError, OptionError, StateError, errorMessage } from './errors.js';
+export { writeFileAtomic, realFs, type FsOps } from './atomic-file.js';
 export { calibdVersion } from './version.js';
 export {
   readNpy, parseNpy, writeNpy, encodeNpy, parseNpyHeader, readNpyHeader, readNpyRows,

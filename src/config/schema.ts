@@ -96,6 +96,12 @@ export const validationSchema = z.strictObject({
   floor: z.number().nullable().default(null),
 });
 
+/** What the state folder keeps of the calibration history. */
+export const retentionSchema = z.strictObject({
+  /** Accepted (or rolled-back) versions kept with their model files, newest first, besides the active one. */
+  keepVersions: z.int().min(1).default(10),
+});
+
 const inputRangeSchema = z
   .strictObject({
     min: z.number().default(0),
@@ -167,6 +173,7 @@ export const calibdConfigSchema = z
     sampling: samplingSchema.prefault({}),
     recalibration: recalibrationSchema.prefault({}),
     validation: validationSchema.prefault({}),
+    retention: retentionSchema.prefault({}),
     firstBoot: z.enum(['datafree', 'fp32']).default('datafree'),
     inputRange: inputRangeSchema.prefault({}),
     /** Full shapes (batch axis first) for inputs with free dimensions, for data-free probes. */

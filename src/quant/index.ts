@@ -8,7 +8,7 @@ export {
   type QuantizeOptions, type QuantizationPlan, type QuantizeResult, type QuantizedTensorInfo, type QuantizeStatistics,
 } from './qdq.js';
 export {
-  writeProfile, readProfile, sha256, METADATA_KEY, PROFILE_FORMAT,
+  writeProfile, readProfile, sha256, graphSha256, METADATA_KEY, PROFILE_FORMAT,
   type CalibrationProfile, type TensorCalibration,
 } from './metadata.js';
 export { resolveWeightRange, weightRangeFor, cpuFlags, WEIGHT_RANGES, type WeightRange, type WeightRangeChoice } from './weight-range.js';

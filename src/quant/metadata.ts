@@ -3,7 +3,7 @@
 
 import { createHash } from 'node:crypto';
 import { ModelError } from '../common/index.js';
-import { getMetadata, setMetadata, type ModelProto } from '../onnx/index.js';
+import { getMetadata, serializeModel, setMetadata, type ModelProto } from '../onnx/index.js';
 import type { QuantType } from './params.js';
 
 export const METADATA_KEY = 'calibd.calibration';
@@ -44,6 +44,14 @@ export interface CalibrationProfile {
 
 export function sha256(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
+}
+
+/**
+ * The hash of a model with its metadata left out: two calibrations with the same scales,
+ * zero points and weights hash alike, whatever their records (time, sample count) say.
+ */
+export function graphSha256(model: ModelProto): string {
+  return sha256(serializeModel({ ...model, metadataProps: [] }));
 }
 
 export function writeProfile(model: ModelProto, profile: CalibrationProfile): void {

@@ -2,7 +2,8 @@
 // anything reaches ORT, and replaced in place when a new calibration is accepted. A swap
 // builds and warms the new session first, then switches with one reference assignment;
 // requests already running finish on the session they started on, which is released only
-// when its last request returns.
+// when its last request returns. prepareSwap splits the two steps so that a caller can
+// record the change in between and switch only once the record is safe.
 
 import { performance } from 'node:perf_hooks';
 import { CalibdError, ModelError } from '../common/index.js';
@@ -118,6 +119,22 @@ class Slot {
     this.released = this.session.release().catch(() => undefined);
     this.released.then(() => this.drained?.());
   }
+}
+
+/** A session built and warmed by prepareSwap, not yet serving. */
+export interface PreparedSwap {
+  readonly buildMs: number;
+  readonly warmMs: number;
+  /** Serves the prepared session from now on; a plain switch that cannot fail. */
+  commit(meta: { version: number; label?: string }): void;
+  /** Releases the prepared session; the current one keeps serving. */
+  discard(): Promise<void>;
+}
+
+interface Loaded {
+  session: ort.InferenceSession;
+  buildMs: number;
+  warmMs: number;
 }
 
 interface ModelInterface {
@@ -309,22 +326,38 @@ export class InferenceEngine {
    * Replaces the served model. The new session is built and warmed before the switch; on any
    * failure the old one keeps serving and a ModelError is thrown. Swaps run one at a time.
    */
-  swap(model: ModelProto | Uint8Array, meta: { version: number; label?: string }): Promise<{ buildMs: number; warmMs: number }> {
-    const run = this.swapChain.then(() => this.swapNow(model, meta));
-    // The chain must survive a failed swap, or every later swap would fail with it.
-    this.swapChain = run.catch(() => undefined);
-    return run;
+  async swap(model: ModelProto | Uint8Array, meta: { version: number; label?: string }): Promise<{ buildMs: number; warmMs: number }> {
+    const prepared = await this.prepareSwap(model, `${this.name} v${meta.version}`);
+    prepared.commit(meta);
+    return { buildMs: prepared.buildMs, warmMs: prepared.warmMs };
   }
 
-  private async swapNow(model: ModelProto | Uint8Array, meta: { version: number; label?: string }) {
+  /**
+   * The first half of a swap: builds and warms a session for `model` while the current one
+   * keeps serving. The caller records the change (a database write that may fail) and only
+   * then commits, which cannot fail, or discards; until it does, later swaps and close()
+   * wait. `source` names the model in errors.
+   */
+  prepareSwap(model: ModelProto | Uint8Array, source: string): Promise<PreparedSwap> {
+    let settle!: () => void;
+    const settled = new Promise<void>((resolve) => (settle = resolve));
+    const run = this.swapChain.then(() => this.buildSession(model, source));
+    // The chain must survive a failed swap, or every later swap would fail with it.
+    this.swapChain = run.then(
+      () => settled,
+      () => undefined,
+    );
+    return run.then((loaded) => this.prepared(loaded, settle));
+  }
+
+  private async buildSession(model: ModelProto | Uint8Array, source: string): Promise<Loaded> {
     if (this.closing) throw new EngineUnavailableError(`engine '${this.name}' is closed`, { value: this.name });
-    const source = `${this.name} v${meta.version}`;
     const t0 = performance.now();
     let loaded: Awaited<ReturnType<typeof InferenceEngine.load>>;
     try {
       loaded = await InferenceEngine.load(model, this.threads, source);
     } catch (err) {
-      throw err instanceof ModelError ? err : new ModelError(`cannot load ${source}: ${firstLine(err)}`, { value: meta.version, cause: err });
+      throw err instanceof ModelError ? err : new ModelError(`cannot load ${source}: ${firstLine(err)}`, { value: source, cause: err });
     }
     const t1 = performance.now();
     const { session, iface } = loaded;
@@ -332,29 +365,53 @@ export class InferenceEngine {
       const mismatch = sameInterface(this.iface, iface);
       if (mismatch) {
         throw new ModelError(`${source} does not fit the served interface: ${mismatch}`, {
-          value: meta.version,
+          value: source,
           hint: 'a swap keeps the inputs and outputs; restart calibd to serve a different model',
         });
       }
       await session.run(warmupFeeds(iface.inputs));
     } catch (err) {
       await session.release().catch(() => undefined);
-      throw err instanceof ModelError ? err : new ModelError(`${source} fails its warm-up run: ${firstLine(err)}`, { value: meta.version, cause: err });
+      throw err instanceof ModelError ? err : new ModelError(`${source} fails its warm-up run: ${firstLine(err)}`, { value: source, cause: err });
     }
-    const warmMs = performance.now() - t1;
     if (this.closing) {
       await session.release().catch(() => undefined);
       throw new EngineUnavailableError(`engine '${this.name}' closed during the swap`, { value: this.name });
     }
+    return { session, buildMs: t1 - t0, warmMs: performance.now() - t1 };
+  }
+
+  private prepared(loaded: Loaded, settle: () => void): PreparedSwap {
+    let open = true;
+    const finish = () => {
+      if (!open) throw new Error('a prepared swap is committed or discarded once');
+      open = false;
+      settle();
+    };
+    return {
+      buildMs: loaded.buildMs,
+      warmMs: loaded.warmMs,
+      commit: (meta) => {
+        finish();
+        this.switchTo(new Slot(loaded.session, meta.version, meta.label ?? ''));
+      },
+      discard: async () => {
+        finish();
+        await loaded.session.release().catch(() => undefined);
+      },
+    };
+  }
+
+  /** One reference assignment: requests already running finish on the slot they started on. */
+  private switchTo(slot: Slot): void {
     const old = this.active;
-    this.active = new Slot(session, meta.version, meta.label ?? '');
+    this.active = slot;
     this.counts.swaps++;
     if (old) {
       this.retiredSlots.add(old);
       old.idle.then(() => this.retiredSlots.delete(old));
       old.retire();
     }
-    return { buildMs: t1 - t0, warmMs };
   }
 
   /** Stops taking requests, waits for running ones and pending swaps, releases every session. */

@@ -4,7 +4,7 @@ export { ActivationTap, type Feeds } from './tap.js';
 export {
   InferenceEngine, RequestError, EngineUnavailableError,
   type Datatype, type TensorMeta, type InferInput, type InferOutput, type InferResult, type OutputData,
-  type EngineOptions, type EngineStats,
+  type EngineOptions, type EngineStats, type PreparedSwap,
 } from './engine.js';
 export { profileModel, parseProfileTrace, attributeKernelTimes, type KernelTime, type ProfileOptions, type Attribution } from './profile.js';
 export { interleaved, percentile, type Variant, type TimingResult } from './timing.js';

@@ -1,10 +1,11 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
 import { EventLog, SampleBuffer, SCHEMA_VERSION, openStateDb, type BufferLogger, type StateDb } from '../../src/buffer/index.js';
+import { StateError } from '../../src/common/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { bytesOf, image, inputs, tempStateDir } from './helpers.js';
 
@@ -81,6 +82,28 @@ describe('openStateDb', () => {
     expect(new SampleBuffer(fresh).count()).toBe(0);
     expect(new EventLog(fresh).list({ type: 'error' })).toHaveLength(1);
     expect(readdirSync(dir).filter((f) => f.includes('.corrupt-'))).toHaveLength(1);
+  });
+
+  it('a folder named calibd.db, or a file in place of the state folder: a StateError naming the path', () => {
+    const dir = tempStateDir();
+    const dbPath = join(dir, 'calibd.db');
+    mkdirSync(dbPath);
+    const err = (() => {
+      try {
+        openStateDb(dir);
+      } catch (e) {
+        return e;
+      }
+    })();
+    expect(err).toBeInstanceOf(StateError);
+    expect(err).toMatchObject({ code: 'state', value: dbPath });
+    expect((err as StateError).oneLine()).toBe(`the state database ${dbPath} is not a file: move it out of the way (calibd creates calibd.db itself), or point stateDir at another folder`);
+    // Nothing was moved aside or created next to it.
+    expect(readdirSync(dir)).toEqual(['calibd.db']);
+
+    const notAFolder = join(dir, 'state-file');
+    writeFileSync(notAFolder, '');
+    expect(() => openStateDb(join(notAFolder, 'state'))).toThrow(expect.objectContaining({ code: 'state', value: join(notAFolder, 'state') }));
   });
 
   it('moves aside a database from a newer calibd instead of crash-looping', () => {

@@ -2,6 +2,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
 import { EventLog, ProfileStore, openStateDb, planEviction, type NewProfile, type StateDb } from '../../src/buffer/index.js';
 import { OptionError } from '../../src/common/index.js';
+import { CommitFaults } from '../helpers/faults.js';
 import { tempStateDir } from './helpers.js';
 
 let open: StateDb[] = [];
@@ -29,6 +30,23 @@ function profile(over: Partial<NewProfile> = {}): NewProfile {
 }
 
 describe('ProfileStore', () => {
+  it('a failed commit rolls back the whole write: no new version, the active one unchanged', () => {
+    const faults = new CommitFaults();
+    const s = openStateDb(tempStateDir(), { logger: pino({ level: 'silent' }), beforeCommit: faults.hook });
+    open.push(s);
+    const p = new ProfileStore(s);
+    const v1 = p.insert(profile({ state: 'active' }));
+    faults.arm('profiles', 'SQLITE_FULL');
+    expect(() => p.insert(profile({ state: 'active' }))).toThrow(expect.objectContaining({ code: 'SQLITE_FULL' }));
+    expect(faults.fired).toEqual(['profiles.insert:SQLITE_FULL']);
+    expect(p.list().map((r) => [r.version, r.state])).toEqual([[v1, 'active']]);
+    const v2 = p.insert(profile());
+    faults.arm('profiles', 'SQLITE_IOERR');
+    expect(() => p.setActive(v2)).toThrow(expect.objectContaining({ code: 'SQLITE_IOERR' }));
+    expect(p.active()?.version).toBe(v1);
+    expect(p.get(v2)?.state).toBe('accepted');
+  });
+
   it('inserts and reads back every field', () => {
     const p = new ProfileStore(state());
     const v = p.insert(profile({ createdAt: 1234 }));

@@ -3,7 +3,7 @@
 // and one line naming the problem; a corrupt database is moved aside and the daemon serves.
 import { afterAll, describe, expect, it } from 'vitest';
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -31,6 +31,17 @@ describe('calibd serve: start-up errors', () => {
     expect(r.code).toBe(2);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(r.stderr).toContain(missing);
+    expect(r.stdout).toBe('');
+  });
+
+  it('a folder named calibd.db: exit 2, one line naming it and what to do', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'calibd-serve-err-'));
+    const dbPath = join(dir, 'calibd.db');
+    mkdirSync(dbPath);
+    const r = serve(writeConfig(dir));
+    expect(r.code).toBe(2);
+    const lines = r.stderr.trimEnd().split('\n');
+    expect(lines).toEqual([`calibd: the state database ${dbPath} is not a file: move it out of the way (calibd creates calibd.db itself), or point stateDir at another folder`]);
     expect(r.stdout).toBe('');
   });
 

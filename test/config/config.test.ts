@@ -46,6 +46,7 @@ describe('defaults', () => {
       validationSlice: 200, gateMargin: 0, driftThreshold: 0.2, forgetting: 0.98, auto: false,
     });
     expect(c.validation).toEqual({ metric: null, floor: null });
+    expect(c.retention).toEqual({ keepVersions: 10 });
     expect(c.firstBoot).toBe('datafree');
     expect(c.inputShapes).toBeNull();
     expect(c.inputRange).toEqual({ min: 0, max: 1 });
@@ -63,6 +64,7 @@ describe('defaults', () => {
     expect(() => loadConfig({ overrides: { recalibration: { biasCorrection: 'empirical' } } })).toThrow(/not available in the daemon/);
     expect(() => loadConfig({ overrides: { recalibration: { equalization: 'activations' } } })).toThrow(/not available in the daemon/);
     expect(() => loadConfig({ overrides: { recalibration: { maxMemoryMB: 4 } } })).toThrow(/maxMemoryMB/);
+    expect(() => loadConfig({ overrides: { retention: { keepVersions: 0 } } })).toThrow(/retention\.keepVersions/);
     expect(loadConfig({ overrides: { validation: { metric: 'mask-iou:0.3' } } }).validation.metric).toBe('mask-iou:0.3');
   });
 

@@ -146,6 +146,30 @@ describe('InferenceEngine.swap', () => {
     await engine.close();
   });
 
+  it('prepareSwap: the old model serves until commit; discard releases the new one; later swaps wait for either', async () => {
+    const engine = await InferenceEngine.create(modelA, { version: 1 });
+    const expectedB = await directRun(modelB, randomInputs(1, PIXELS, 6), 1);
+    const discarded = await engine.prepareSwap(modelB, 'model B');
+    expect((await engine.infer(request(1, 6))).version).toBe(1);
+    await discarded.discard();
+    expect(() => discarded.commit({ version: 2 })).toThrow(/once/);
+    expect(engine.activeVersion).toBe(1);
+
+    const prepared = await engine.prepareSwap(modelB, 'model B');
+    let later = false;
+    const queued = engine.swap(modelA, { version: 3 }).then(() => (later = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(later).toBe(false);
+    prepared.commit({ version: 2, label: 'B' });
+    const res = await engine.infer(request(1, 6));
+    expect(res.version).toBe(2);
+    expect(equal(res.outputs.logits.data as Float32Array, expectedB)).toBe(true);
+    await queued;
+    expect(engine.activeVersion).toBe(3);
+    expect(engine.stats().swaps).toBe(2);
+    await engine.close();
+  });
+
   it('runs concurrent swaps one at a time, in call order', async () => {
     const engine = await InferenceEngine.create(modelA, { version: 1 });
     const order: number[] = [];
