@@ -5,6 +5,7 @@
 
 import { DataError, OptionError } from '../common/index.js';
 import type { Range } from './estimators.js';
+import { finiteExtremes } from './extremes.js';
 
 export interface MinMaxJSON {
   kind: 'minmax' | 'moving-average-minmax';
@@ -17,17 +18,8 @@ export interface MinMaxJSON {
 
 /** Finite extremes of one batch; count 0 when it holds no finite value. */
 function batchExtremes(data: ArrayLike<number>): { lo: number; hi: number; count: number } {
-  let lo = Infinity;
-  let hi = -Infinity;
-  let count = 0;
-  for (let i = 0; i < data.length; i++) {
-    const x = data[i];
-    if (x - x !== 0) continue; // NaN and ±Infinity
-    count++;
-    if (x < lo) lo = x;
-    if (x > hi) hi = x;
-  }
-  return { lo: lo + 0, hi: hi + 0, count };
+  const { lo, hi, finite } = finiteExtremes(data);
+  return { lo: lo + 0, hi: hi + 0, count: finite };
 }
 
 function parseCommon(json: unknown, kind: MinMaxJSON['kind']): MinMaxJSON {
