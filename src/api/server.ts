@@ -6,8 +6,8 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion } from '../common/index.js';
-import { EngineUnavailableError, RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
-import { HttpError, InsecureBindError } from './errors.js';
+import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
+import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
 import { createApiMetrics } from './metrics.js';
 import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, parseJson, splitBody } from './protocol.js';
 import type { AdminControl, ApiDeps, ApiOptions } from './types.js';
@@ -52,19 +52,19 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   });
   app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body: Buffer, done) => done(null, body));
 
-  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    const status = statusOf(err);
-    // Unexpected failures are logged in full but not described to the client.
-    const expected = err instanceof HttpError || err instanceof CalibdError || (status < 500 && 'statusCode' in err);
-    const message = expected ? messageOf(err) : 'internal server error';
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    const body: { error: string; id?: string } = { error: message };
+  // Every failure leaves as {error, code, id?}, and is counted by its code.
+  const sendFailure = (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const failure = describeFailure(err, { maxBodyBytes: opts.maxBodyBytes, contentType: req.headers['content-type'] });
+    if (failure.status >= 500) req.log.error({ err }, 'request failed');
+    metrics.errors.inc({ code: failure.code });
+    const body: { error: string; code: string; id?: string } = { error: failure.message, code: failure.code };
     const id = requestIds.get(req);
     if (id !== undefined) body.id = id;
-    return reply.code(status).type('application/json').send(body);
-  });
+    return reply.code(failure.status).type('application/json').send(body);
+  };
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => sendFailure(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
-    return reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
+    return sendFailure(new HttpError('no-route', `no route ${req.method} ${req.url.split('?')[0]}`, { hint: 'see GET /v2 and the KServe v2 routes' }), req, reply);
   });
 
   app.addHook('onResponse', async (req, reply) => {
@@ -72,16 +72,21 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   });
 
   const checkModel = (params: { name: string; version?: string }) => {
-    if (params.name !== modelName) throw new HttpError(404, `unknown model '${params.name}'; this server serves '${modelName}'`);
+    if (params.name !== modelName) {
+      throw new HttpError('unknown-model', `unknown model '${params.name}'`, { value: params.name, hint: `this server serves '${modelName}'` });
+    }
     if (params.version !== undefined && params.version !== String(engine.activeVersion)) {
-      throw new HttpError(404, `model '${modelName}' has no version '${params.version}' being served; the active version is ${engine.activeVersion}`);
+      throw new HttpError('unknown-model', `model '${modelName}' has no version '${params.version}' being served`, {
+        value: params.version,
+        hint: `the active version is ${engine.activeVersion}; or leave the version out of the path`,
+      });
     }
   };
   const wireMeta = (m: TensorMeta) => ({ name: m.name, datatype: m.datatype, shape: m.dims.map((d) => d ?? -1) });
 
   app.get('/v2/health/live', async () => ({ live: true }));
   app.get('/v2/health/ready', async () => {
-    if (!engine.ready) throw new HttpError(503, 'no model is loaded');
+    if (!engine.ready) throw new HttpError('not-ready', 'no model is loaded', { hint: 'wait for start-up to finish' });
     return { ready: true };
   });
   app.get('/v2', async () => ({ name: 'calibd', version: calibdVersion(), extensions: ['binary_tensor_data'] }));
@@ -99,7 +104,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   };
   const modelReady = async (req: FastifyRequest<{ Params: ModelParams }>) => {
     checkModel(req.params);
-    if (!engine.ready) throw new HttpError(503, `model '${modelName}' is not ready`);
+    if (!engine.ready) throw new HttpError('not-ready', `model '${modelName}' is not ready`, { value: modelName, hint: 'wait for start-up to finish' });
     return { name: modelName, ready: true };
   };
   const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
@@ -156,20 +161,20 @@ function registerAdminRoutes(app: FastifyInstance, admin: AdminControl): void {
   app.get('/v2/calibd/calibrations', async () => ({ calibrations: admin.calibrations() }));
   app.post('/v2/calibd/recalibrate', async (req) => {
     const body = adminBody(req.body);
-    if (body.method !== undefined && typeof body.method !== 'string') throw new HttpError(400, '"method" must be a string');
-    if (body.full !== undefined && typeof body.full !== 'boolean') throw new HttpError(400, '"full" must be true or false');
+    if (body.method !== undefined && typeof body.method !== 'string') throw new HttpError('invalid-request', '"method" must be a string', { value: body.method });
+    if (body.full !== undefined && typeof body.full !== 'boolean') throw new HttpError('invalid-request', '"full" must be true or false', { value: body.full });
     return adminCall(() => admin.recalibrate({ method: body.method as string | undefined, full: body.full as boolean | undefined }));
   });
   app.post('/v2/calibd/rollback', async (req) => {
     const body = adminBody(req.body);
-    if (body.version !== undefined && !Number.isSafeInteger(body.version)) throw new HttpError(400, '"version" must be an integer');
+    if (body.version !== undefined && !Number.isSafeInteger(body.version)) throw new HttpError('invalid-request', '"version" must be an integer', { value: body.version });
     return adminCall(() => admin.rollback({ version: body.version as number | undefined }));
   });
 }
 
 function adminBody(body: unknown): Record<string, unknown> {
   if (body === undefined || body === null) return {};
-  if (!isObject(body)) throw new HttpError(400, 'the body must be a JSON object');
+  if (!isObject(body)) throw new HttpError('invalid-request', 'the body must be a JSON object', { hint: 'send {} or the route\'s fields' });
   return body;
 }
 
@@ -178,7 +183,7 @@ async function adminCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof CalibdError) throw new HttpError(400, err.oneLine());
+    if (err instanceof CalibdError) throw new AdminRequestError(err);
     throw err;
   }
 }
@@ -190,7 +195,9 @@ function bearerCheck(token: string) {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     const given = createHash('sha256').update(match ? match[1].trim() : '').digest();
-    if (!match || !timingSafeEqual(given, expected)) throw new HttpError(401, 'this route needs "Authorization: Bearer <token>"');
+    if (!match || !timingSafeEqual(given, expected)) {
+      throw new HttpError('unauthorized', 'this route needs "Authorization: Bearer <token>"', { hint: 'send the token set as http.token' });
+    }
   };
 }
 
@@ -234,20 +241,35 @@ function sendOutputs(
     .send(Buffer.concat([header, ...chunks]));
 }
 
-function statusOf(err: unknown): number {
-  if (err instanceof HttpError) return err.status;
-  if (err instanceof RequestError) return 400;
-  if (err instanceof EngineUnavailableError) return 503;
-  if (err instanceof CalibdError) return 500;
-  const code = (err as FastifyError).statusCode;
-  return typeof code === 'number' && code >= 400 && code < 600 ? code : 500;
+/** Status, catalogued code and one-line message of any error a request can end in. */
+function describeFailure(err: unknown, ctx: { maxBodyBytes: number; contentType: string | undefined }): { status: number; code: string; message: string } {
+  if (err instanceof CalibdError) {
+    // Typed errors that carry a status are the caller's fault or a known state; others are ours.
+    const status = 'status' in err && typeof err.status === 'number' ? err.status : 500;
+    return { status, code: err.code, message: err.oneLine() };
+  }
+  const status = (err as FastifyError).statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const refusal = frameworkRefusal(err as FastifyError, ctx);
+    return { status: refusal.status, code: refusal.code, message: refusal.oneLine() };
+  }
+  // Unexpected failures are logged in full but not described to the client.
+  return { status: 500, code: 'internal', message: 'internal server error' };
 }
 
-function messageOf(err: unknown): string {
-  if (err instanceof RequestError) return err.oneLine();
-  if (err instanceof CalibdError) return err.oneLine();
-  const e = err as FastifyError;
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 'the request body is larger than http.maxBodyBytes';
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `unsupported content type; send application/json or application/octet-stream`;
-  return e.message;
+/** Refusals Fastify makes before a route runs, as catalogued errors. */
+function frameworkRefusal(err: FastifyError, ctx: { maxBodyBytes: number; contentType: string | undefined }): HttpError {
+  if (err.statusCode === 413) {
+    return new HttpError('body-too-large', `the request body is larger than http.maxBodyBytes (${ctx.maxBodyBytes} bytes)`, {
+      value: ctx.maxBodyBytes,
+      hint: 'split the batch, or send tensors with the binary tensor extension (4 bytes per value)',
+    });
+  }
+  if (err.statusCode === 415) {
+    return new HttpError('unsupported-media-type', `unsupported content type '${ctx.contentType ?? ''}'`, {
+      value: ctx.contentType,
+      hint: 'send application/json, or application/octet-stream for the binary tensor extension',
+    });
+  }
+  return new HttpError('bad-request', err.message, { hint: 'check the request line, headers and Content-Length' });
 }

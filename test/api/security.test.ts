@@ -20,7 +20,7 @@ describe('bearer token', () => {
     for (const auth of [undefined, 'Bearer wrong', 'Basic s3cret', 'Bearer ']) {
       const res = await fetch(`${s.base}${path}`, { headers: auth ? { authorization: auth } : {} });
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: expect.stringMatching(/Authorization: Bearer/) });
+      expect(await res.json()).toEqual({ error: expect.stringMatching(/Authorization: Bearer/), code: 'unauthorized' });
     }
     expect((await fetch(`${s.base}${path}`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
   });
@@ -74,7 +74,7 @@ describe('logging', () => {
     try {
       s.admin.failNext = new TypeError('disk on fire');
       const res = await postJson(`${s.base}/v2/calibd/recalibrate`, {});
-      expect(res).toMatchObject({ status: 500, body: { error: 'internal server error' } });
+      expect(res).toMatchObject({ status: 500, body: { error: 'internal server error', code: 'internal' } });
       expect(lines.some((l) => l.includes('disk on fire'))).toBe(true);
     } finally {
       await s.stop();
