@@ -4,12 +4,15 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { isIP } from 'node:net';
+import type { Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion } from '../common/index.js';
 import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
 import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
 import { createApiMetrics } from './metrics.js';
-import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, parseJson, splitBody } from './protocol.js';
+import { RawBody, readBody } from './body.js';
+import { readJson } from './json-reader.js';
+import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, readInferEnvelope } from './protocol.js';
 import type { AdminControl, ApiDeps, ApiOptions } from './types.js';
 
 export interface ApiServer {
@@ -38,23 +41,17 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   const requestIds = new WeakMap<FastifyRequest, string>();
 
   // Only JSON and raw bytes are accepted (text/plain would otherwise reach the routes as a
-  // string). Both parsers hand over bytes: a JSON content type may still carry a
-  // binary-extension body, and JSON errors should read like every other 400.
+  // string). Both parsers hand over bytes, which each route decodes with bounded readers:
+  // JSON.parse would build the whole object graph of a hostile body before anything could
+  // refuse it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
-    if (req.headers[BINARY_HEADER] !== undefined) return done(null, body);
-    if (body.length === 0) return done(null, undefined);
-    try {
-      done(null, parseJson(body));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body: Buffer, done) => done(null, body));
+  for (const [type, octetStream] of [['application/json', false], ['application/octet-stream', true]] as const) {
+    app.addContentTypeParser(type, (req: FastifyRequest, payload: Readable) => readBody(payload, req.headers, { maxBodyBytes: opts.maxBodyBytes, octetStream }));
+  }
 
   // Every failure leaves as {error, code, id?}, and is counted by its code.
   const sendFailure = (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
-    const failure = describeFailure(err, { maxBodyBytes: opts.maxBodyBytes, contentType: req.headers['content-type'] });
+    const failure = describeFailure(err, req.headers['content-type']);
     if (failure.status >= 500) req.log.error({ err }, 'request failed');
     metrics.errors.inc({ code: failure.code });
     const body: { error: string; code: string; id?: string } = { error: failure.message, code: failure.code };
@@ -67,6 +64,10 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     return sendFailure(new HttpError('no-route', `no route ${req.method} ${req.url.split('?')[0]}`, { hint: 'see GET /v2 and the KServe v2 routes' }), req, reply);
   });
 
+  // A body refused while it arrived (too deep) is answered once its request reaches a route.
+  app.addHook('preHandler', async (req) => {
+    if (req.body instanceof RawBody && req.body.refusal) throw req.body.refusal;
+  });
   app.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) });
   });
@@ -109,10 +110,11 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   };
   const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
     checkModel(req.params);
+    const body = req.body instanceof RawBody ? req.body : new RawBody(Buffer.alloc(0), false);
     const headerLength = req.headers[BINARY_HEADER];
-    const { header, binary } = splitBody(req.body, Array.isArray(headerLength) ? headerLength[0] : headerLength);
-    if (isObject(header) && header.id !== undefined) requestIds.set(req, String(header.id));
-    const decoded = decodeInferRequest(header, binary);
+    const envelope = readInferEnvelope({ bytes: body.bytes, octetStream: body.octetStream, headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength });
+    if (envelope.id !== undefined) requestIds.set(req, envelope.id);
+    const decoded = decodeInferRequest(envelope);
     const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
     for (const o of wanted) {
       if (!engine.outputsMeta.some((m) => m.name === o.name)) {
@@ -173,9 +175,12 @@ function registerAdminRoutes(app: FastifyInstance, admin: AdminControl): void {
 }
 
 function adminBody(body: unknown): Record<string, unknown> {
-  if (body === undefined || body === null) return {};
-  if (!isObject(body)) throw new HttpError('invalid-request', 'the body must be a JSON object', { hint: 'send {} or the route\'s fields' });
-  return body;
+  if (!(body instanceof RawBody) || body.bytes.length === 0) return {};
+  if (body.octetStream) throw new HttpError('unsupported-media-type', 'admin routes take JSON, not application/octet-stream', { hint: 'send application/json' });
+  const value = readJson(body.bytes);
+  if (value === null) return {};
+  if (!isObject(value)) throw new HttpError('invalid-request', 'the body must be a JSON object', { hint: 'send {} or the route\'s fields' });
+  return value;
 }
 
 /** The agent's typed errors are about the request (unknown version, bad method): 400. */
@@ -242,7 +247,7 @@ function sendOutputs(
 }
 
 /** Status, catalogued code and one-line message of any error a request can end in. */
-function describeFailure(err: unknown, ctx: { maxBodyBytes: number; contentType: string | undefined }): { status: number; code: string; message: string } {
+function describeFailure(err: unknown, contentType: string | undefined): { status: number; code: string; message: string } {
   if (err instanceof CalibdError) {
     // Typed errors that carry a status are the caller's fault or a known state; others are ours.
     const status = 'status' in err && typeof err.status === 'number' ? err.status : 500;
@@ -250,7 +255,7 @@ function describeFailure(err: unknown, ctx: { maxBodyBytes: number; contentType:
   }
   const status = (err as FastifyError).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
-    const refusal = frameworkRefusal(err as FastifyError, ctx);
+    const refusal = frameworkRefusal(err as FastifyError, contentType);
     return { status: refusal.status, code: refusal.code, message: refusal.oneLine() };
   }
   // Unexpected failures are logged in full but not described to the client.
@@ -258,16 +263,10 @@ function describeFailure(err: unknown, ctx: { maxBodyBytes: number; contentType:
 }
 
 /** Refusals Fastify makes before a route runs, as catalogued errors. */
-function frameworkRefusal(err: FastifyError, ctx: { maxBodyBytes: number; contentType: string | undefined }): HttpError {
-  if (err.statusCode === 413) {
-    return new HttpError('body-too-large', `the request body is larger than http.maxBodyBytes (${ctx.maxBodyBytes} bytes)`, {
-      value: ctx.maxBodyBytes,
-      hint: 'split the batch, or send tensors with the binary tensor extension (4 bytes per value)',
-    });
-  }
+function frameworkRefusal(err: FastifyError, contentType: string | undefined): HttpError {
   if (err.statusCode === 415) {
-    return new HttpError('unsupported-media-type', `unsupported content type '${ctx.contentType ?? ''}'`, {
-      value: ctx.contentType,
+    return new HttpError('unsupported-media-type', `unsupported content type '${contentType ?? ''}'`, {
+      value: contentType,
       hint: 'send application/json, or application/octet-stream for the binary tensor extension',
     });
   }

@@ -118,8 +118,9 @@ describe('KServe v2 API', () => {
     ['unknown input', () => infer({ inputs: [...input({}).inputs, { name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), 400, 'request', /unknown input 'x'/],
     ['wrong datatype', () => infer(input({ datatype: 'INT64' })), 400, 'request', /datatype INT64, expected FP32/],
     ['wrong shape', () => infer(input({ shape: [1, 28, 28] })), 400, 'request', /rank 3, expected 4/],
-    ['wrong fixed dim', () => infer(input({ shape: [1, 3, 28, 28] })), 400, 'request', /dim 1 = 3, expected 1/],
-    ['wrong data length', () => infer(input({ data: [1, 2, 3] })), 400, 'request', /3 values, shape \[1,1,28,28\] needs 784/],
+    ['wrong fixed dim', () => infer(input({ shape: [1, 3, 28, 28], data: Array(3 * PIXELS).fill(0) })), 400, 'request', /dim 1 = 3, expected 1/],
+    ['wrong data length', () => infer(input({ data: [1, 2, 3] })), 400, 'shape-mismatch', /3 values, shape \[1,1,28,28\] needs 784/],
+    ['ragged nested data of the right count', () => infer(input({ data: [[Array.from({ length: 28 }, (_, row) => Array(row === 0 ? 29 : row === 1 ? 27 : 28).fill(0))]] })), 400, 'shape-mismatch', /data\[0\]\[0\]\[0\] has more than the 28 items/],
     ['non-number data', () => infer(input({ data: ['a'] })), 400, 'invalid-request', /holds "a", not a number/],
     ['batch over the limit', () => infer(input({ shape: [17, 1, 28, 28], data: Array(17 * PIXELS).fill(0) })), 400, 'request', /batch 17, more than the limit 16/],
     ['unknown output', () => infer({ ...input({}), outputs: [{ name: 'probs' }] }), 400, 'request', /unknown output 'probs'/],
@@ -148,10 +149,12 @@ describe('KServe v2 API', () => {
     expect(s.engine.stats()).toEqual(before);
   });
 
-  it('echoes the request id in error bodies', async () => {
-    const res = await infer({ id: 'abc', ...input({ shape: [1, 1, 28] }) });
+  it('echoes the request id in error bodies, from the engine and from decoding', async () => {
+    const res = await infer({ id: 'abc', ...input({ shape: [1, 1, 28], data: Array(28).fill(0) }) });
     expect(res.status).toBe(400);
     expect(res.body).toEqual({ error: expect.stringMatching(/rank 3/), code: 'request', id: 'abc' });
+    const undecodable = await infer({ id: 'def', ...input({ shape: [1, 1, 28] }) });
+    expect(undecodable.body).toEqual({ error: expect.stringMatching(/784 values, shape \[1,1,28\] needs 28/), code: 'shape-mismatch', id: 'def' });
   });
 
   it('serves admin routes and maps agent errors to 400', async () => {
