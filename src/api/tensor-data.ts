@@ -1,6 +1,8 @@
 // Request tensor data to the Float32Array the engine runs on. JSON data is decoded straight
 // from the body's bytes once its value count matches the declared shape, so nothing larger
-// than the tensor itself is allocated; nested data must follow the shape exactly.
+// than the tensor itself is allocated; nested data must follow the shape exactly. Values
+// that are not finite FP32 numbers are refused, naming where they sit: a NaN would otherwise
+// run through the model silently (all-NaN input gave the same logits as all zeros).
 
 import { endianness } from 'node:os';
 import { HttpError } from './errors.js';
@@ -72,7 +74,34 @@ export function float32FromBinary(bytes: Buffer, name: string, shape: readonly n
   const out = new Float32Array(count);
   if (littleEndianHost) new Uint8Array(out.buffer).set(bytes);
   else for (let i = 0; i < count; i++) out[i] = bytes.readFloatLE(i * 4);
+  const bad = firstNonFinite(out);
+  if (bad >= 0) throw nonFiniteError(name, shape, bad, String(out[bad]));
   return out;
+}
+
+function firstNonFinite(data: Float32Array): number {
+  for (let i = 0; i < data.length; i++) {
+    // x - x is 0 for every finite x and NaN for NaN and ±Infinity.
+    if (data[i] - data[i] !== 0) return i;
+  }
+  return -1;
+}
+
+function nonFiniteError(name: string, shape: readonly number[], index: number, text: string): HttpError {
+  return new HttpError('non-finite', `input '${name}' value ${index} (at [${unflatten(shape, index).join(',')}]) is ${text}, not a finite FP32 number`, {
+    value: text,
+    hint: 'replace NaN and infinities (and magnitudes beyond ±3.4e38) before sending',
+  });
+}
+
+/** The row-major position of flat `index` in `shape`. */
+function unflatten(shape: readonly number[], index: number): number[] {
+  const at = new Array<number>(shape.length);
+  for (let d = shape.length - 1; d >= 0; d--) {
+    at[d] = index % shape[d];
+    index = Math.floor(index / shape[d]);
+  }
+  return at;
 }
 
 /**
@@ -168,7 +197,10 @@ class JsonDataDecoder {
     }
     let value = quickFloat32(mantissa, digits, scale);
     if (Number.isNaN(value)) value = Number(b.toString('latin1', negative ? start + 1 : start, p));
-    this.out[this.written++] = negative ? -value : value;
+    const i = this.written++;
+    this.out[i] = negative ? -value : value;
+    // JSON has no NaN, but 1e999 parses as Infinity and 1e39 overflows FP32.
+    if (!Number.isFinite(this.out[i])) throw nonFiniteError(this.name, this.shape, i, b.toString('latin1', start, p));
     return p;
   }
 

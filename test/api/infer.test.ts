@@ -122,6 +122,20 @@ describe('KServe v2 API', () => {
     ['wrong data length', () => infer(input({ data: [1, 2, 3] })), 400, 'shape-mismatch', /3 values, shape \[1,1,28,28\] needs 784/],
     ['ragged nested data of the right count', () => infer(input({ data: [[Array.from({ length: 28 }, (_, row) => Array(row === 0 ? 29 : row === 1 ? 27 : 28).fill(0))]] })), 400, 'shape-mismatch', /data\[0\]\[0\]\[0\] has more than the 28 items/],
     ['non-number data', () => infer(input({ data: ['a'] })), 400, 'invalid-request', /holds "a", not a number/],
+    ['an infinite value in JSON data (1e999)', async () => {
+      const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: `{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[${Array(PIXELS).fill(0).map((v, i) => (i === 100 ? '1e999' : v)).join(',')}]}]}`,
+      });
+      return { status: r.status, body: await r.json() };
+    }, 400, 'non-finite', /input 'input' value 100 \(at \[0,0,3,16\]\) is 1e999, not a finite FP32 number/],
+    ['NaN in binary data', async () => {
+      const bin = binaryRequest({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 4 * PIXELS } }] }, [new Float32Array(PIXELS).fill(NaN)]);
+      const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) }, body: bin.body,
+      });
+      return { status: r.status, body: await r.json() };
+    }, 400, 'non-finite', /input 'input' value 0 \(at \[0,0,0,0\]\) is NaN/],
     ['batch over the limit', () => infer(input({ shape: [17, 1, 28, 28], data: Array(17 * PIXELS).fill(0) })), 400, 'request', /batch 17, more than the limit 16/],
     ['unknown output', () => infer({ ...input({}), outputs: [{ name: 'probs' }] }), 400, 'request', /unknown output 'probs'/],
     ['oversize body', () => infer(input({ data: Array(300_000).fill(0.5) })), 413, 'body-too-large', /larger than http.maxBodyBytes/],
@@ -189,6 +203,7 @@ describe('KServe v2 API', () => {
     // The 4xx cases above, counted by their codes.
     expect(text).toMatch(/calibd_http_errors_total\{code="invalid-json"\} [1-9]/);
     expect(text).toMatch(/calibd_http_errors_total\{code="request"\} [1-9]/);
+    expect(text).toMatch(/calibd_http_errors_total\{code="non-finite"\} 2/);
     expect(text).toMatch(/calibd_inferences_in_flight 0/);
     expect(text).toMatch(/calibd_calibration_version 1/);
     expect(text).toMatch(/calibd_samples_stored_total 3/);

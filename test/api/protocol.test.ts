@@ -122,3 +122,26 @@ describe('bounded JSON reading', () => {
     expect(Object.getPrototypeOf(decoded.inputs)).toBe(Object.prototype);
   });
 });
+
+describe('non-finite values', () => {
+  it.each(['1e999', '-1e999', '3.5e38', '-1e39'])('refuses %s in JSON data, naming the input and where it sits', (spelling) => {
+    const err = refusal(json(`{"inputs":[{"name":"x","datatype":"FP32","shape":[2,2],"data":[[0,1],[2,${spelling}]]}]}`));
+    expect(err.code).toBe('non-finite');
+    expect(err.status).toBe(400);
+    expect(err.oneLine()).toBe(`input 'x' value 3 (at [1,1]) is ${spelling}, not a finite FP32 number: replace NaN and infinities (and magnitudes beyond ±3.4e38) before sending`);
+  });
+
+  it.each([NaN, Infinity, -Infinity])('refuses %s in binary data, naming the input and where it sits', (bad) => {
+    const values = new Float32Array([0, 1, 2, 3, 4, 5]);
+    values[4] = bad;
+    const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [3, 2], parameters: { binary_data_size: 24 } }] }));
+    const err = refusal({ bytes: Buffer.concat([header, Buffer.from(values.buffer)]), octetStream: true, headerLength: String(header.length) });
+    expect(err.code).toBe('non-finite');
+    expect(err.message).toBe(`input 'x' value 4 (at [2,0]) is ${bad}, not a finite FP32 number`);
+  });
+
+  it('keeps the largest finite FP32 values', () => {
+    const decoded = parseInferRequest(request({ shape: [2], data: [3.4028234663852886e38, -3.4028234e38] }));
+    expect(Array.from(decoded.inputs.x.data)).toEqual([3.4028234663852886e38, -3.4028234663852886e38]);
+  });
+});
