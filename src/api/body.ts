@@ -7,7 +7,7 @@ import type { IncomingHttpHeaders } from 'node:http';
 import type { Readable } from 'node:stream';
 import { HttpError } from './errors.js';
 import { JsonDepthGauge } from './json-reader.js';
-import { BINARY_HEADER } from './protocol.js';
+import { BINARY_HEADER, decimalByteCount } from './protocol.js';
 
 /** A request body as received; routes decode it themselves. */
 export class RawBody {
@@ -69,8 +69,9 @@ export function readBody(payload: Readable, headers: IncomingHttpHeaders, opts: 
 function jsonGauge(headers: IncomingHttpHeaders, octetStream: boolean): JsonDepthGauge {
   const headerLength = headers[BINARY_HEADER];
   if (headerLength === undefined) return new JsonDepthGauge('the body', octetStream ? 0 : Infinity);
-  const n = Number(headerLength);
-  return new JsonDepthGauge('the JSON header', Number.isSafeInteger(n) ? n : 0);
+  // A malformed length is refused once the body is whole; until then there is no JSON part to gauge.
+  const n = typeof headerLength === 'string' ? decimalByteCount(headerLength) : undefined;
+  return new JsonDepthGauge('the JSON header', n ?? 0);
 }
 
 function bodyTooLarge(maxBodyBytes: number): HttpError {

@@ -79,10 +79,22 @@ function splitBody(body: InferBody): { json: Buffer; binary: Buffer } {
   return { json: body.bytes.subarray(0, n), binary: body.bytes.subarray(n) };
 }
 
+/** A byte count written as plain decimal digits, or undefined for anything else. */
+export function decimalByteCount(text: string): number | undefined {
+  // Number() would also take hex, binary, exponents and padding ('0x76', '0b1', '1e2', ' 7').
+  return /^[0-9]{1,15}$/.test(text) ? Number(text) : undefined;
+}
+
 function headerByteCount(text: string, bodyLength: number): number {
   const quoted = text.length > QUOTED_HEADER_CHARS ? `${text.slice(0, QUOTED_HEADER_CHARS)}…` : text;
-  const n = Number(text);
-  if (!Number.isSafeInteger(n) || n < 1 || n > bodyLength) {
+  const n = decimalByteCount(text);
+  if (n === undefined) {
+    throw new HttpError('invalid-binary-header', `Inference-Header-Content-Length '${quoted}' is not a decimal byte count`, {
+      value: quoted,
+      hint: "send the JSON header's length in bytes as decimal digits",
+    });
+  }
+  if (n < 1 || n > bodyLength) {
     throw new HttpError('invalid-binary-header', `Inference-Header-Content-Length ${quoted} is not between 1 and the body size ${bodyLength}`, {
       value: n,
       hint: 'send the JSON header\'s length in bytes',

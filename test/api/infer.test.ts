@@ -147,6 +147,13 @@ describe('KServe v2 API', () => {
       const r = await fetch(`${s.base}/v2/models/mnist/infer`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(16) });
       return { status: r.status, body: await r.json() };
     }, 400, 'invalid-binary-header', /needs the Inference-Header-Content-Length/],
+    ['a hexadecimal header length', async () => {
+      const bin = binaryRequest({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 4 * PIXELS } }] }, [new Float32Array(PIXELS)]);
+      const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': `0x${bin.headerLength.toString(16)}` }, body: bin.body,
+      });
+      return { status: r.status, body: await r.json() };
+    }, 400, 'invalid-binary-header', /Inference-Header-Content-Length '0x[0-9a-f]+' is not a decimal byte count: send .* as decimal digits/],
     ['binary size beyond the body', async () => {
       const bin = binaryRequest({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 4 * PIXELS } }] }, [new Float32Array(10)]);
       const r = await fetch(`${s.base}/v2/models/mnist/infer`, {

@@ -145,3 +145,22 @@ describe('non-finite values', () => {
     expect(Array.from(decoded.inputs.x.data)).toEqual([3.4028234663852886e38, -3.4028234663852886e38]);
   });
 });
+
+describe('Inference-Header-Content-Length', () => {
+  const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', datatype: 'FP32', shape: [1], parameters: { binary_data_size: 4 } }] }));
+  const body = (headerLength: string): InferBody => ({ bytes: Buffer.concat([header, Buffer.from(new Float32Array([2]).buffer)]), octetStream: true, headerLength });
+
+  it('accepts plain decimal digits', () => {
+    expect(Array.from(parseInferRequest(body(String(header.length))).inputs.x.data)).toEqual([2]);
+    expect(Array.from(parseInferRequest(body(`00${header.length}`)).inputs.x.data)).toEqual([2]);
+  });
+
+  it.each(['hex', 'octal', 'binary', 'exponent', 'padded', 'signed', 'decimal point', 'empty'])('refuses a %s length', (kind) => {
+    const n = header.length;
+    const spelling = { hex: `0x${n.toString(16)}`, octal: `0o${n.toString(8)}`, binary: `0b${n.toString(2)}`, exponent: `${n / 10}e1`, padded: ` ${n} `, signed: `+${n}`, 'decimal point': `${n}.0`, empty: '' }[kind]!;
+    expect(Number(spelling)).toBe(kind === 'empty' ? 0 : n);
+    const err = refusal(body(spelling));
+    expect(err.code).toBe('invalid-binary-header');
+    expect(err.message).toBe(`Inference-Header-Content-Length '${spelling}' is not a decimal byte count`);
+  });
+});
