@@ -33,6 +33,7 @@ export const HTTP_ERROR_STATUS = {
   'request-timeout': 408,
   'body-too-large': 413,
   'unsupported-media-type': 415,
+  'headers-too-large': 431,
   'not-ready': 503,
   'internal': 500,
 } as const;

@@ -3,13 +3,14 @@
 // is configured, and without one the server only binds to loopback.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
-import type { Readable } from 'node:stream';
+import type { Duplex, Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion } from '../common/index.js';
 import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
 import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
-import { createApiMetrics } from './metrics.js';
+import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { RawBody, readBody } from './body.js';
 import { readJson } from './json-reader.js';
 import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, readInferEnvelope } from './protocol.js';
@@ -35,8 +36,15 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   const metrics = createApiMetrics(engine);
   const app = Fastify({
     bodyLimit: opts.maxBodyBytes,
+    // Slow clients must not hold connections: Node answers a request that is still arriving
+    // after requestTimeoutMs (headers within the same bound) through clientErrorHandler.
+    requestTimeout: opts.requestTimeoutMs,
+    keepAliveTimeout: opts.keepAliveTimeoutMs,
+    http: { requestTimeout: opts.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckInterval(opts.requestTimeoutMs) },
+    clientErrorHandler: answerClientError(metrics, opts.requestTimeoutMs),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
   });
+  app.server.maxConnections = opts.maxConnections;
   // The KServe id of each request, kept so error bodies can echo it too.
   const requestIds = new WeakMap<FastifyRequest, string>();
 
@@ -244,6 +252,44 @@ function sendOutputs(
     .header('Inference-Header-Content-Length', String(header.length))
     .type('application/octet-stream')
     .send(Buffer.concat([header, ...chunks]));
+}
+
+/**
+ * How often Node looks for requests past their timeout (its default, 30 s, would let a slow
+ * request live up to twice the timeout): a quarter of the timeout, at most once a second.
+ */
+function timeoutCheckInterval(requestTimeoutMs: number): number {
+  return Math.max(10, Math.min(1000, Math.floor(requestTimeoutMs / 4)));
+}
+
+/**
+ * Answers what Node refuses before Fastify sees a request (a timed-out or malformed one) in
+ * the same {error, code} shape as every other failure, counts it, and closes the connection.
+ */
+function answerClientError(metrics: ApiMetrics, requestTimeoutMs: number) {
+  return (err: Error & { code?: string }, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const failure = clientFailure(err, requestTimeoutMs);
+    metrics.errors.inc({ code: failure.code });
+    const body = JSON.stringify({ error: failure.oneLine(), code: failure.code });
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
+}
+
+function clientFailure(err: Error & { code?: string }, requestTimeoutMs: number): HttpError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new HttpError('request-timeout', `the request did not arrive within http.requestTimeoutMs (${requestTimeoutMs} ms)`, {
+      value: requestTimeoutMs,
+      hint: 'send the whole request at once, or raise http.requestTimeoutMs for slow links',
+    });
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HttpError('headers-too-large', 'the request headers are too large', { hint: 'send fewer or shorter headers' });
+  return new HttpError('bad-request', `malformed HTTP request (${err.code ?? err.message})`, { value: err.code, hint: 'send HTTP/1.1' });
 }
 
 /** Status, catalogued code and one-line message of any error a request can end in. */

@@ -26,7 +26,7 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
       admin: agent,
       metrics: agentMetrics(agent),
     },
-    { host: config.http.host, port: config.http.port, token: config.http.token, maxBodyBytes: config.http.maxBodyBytes, logger },
+    { ...config.http, logger },
   );
   let port: number;
   try {

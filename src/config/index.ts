@@ -5,11 +5,13 @@ export { ConfigError, type ConfigErrorOptions } from './errors.js';
 export {
   calibdConfigSchema,
   calibrationMethods,
+  httpSchema,
   logLevels,
   sanitizeDeviceId,
   type CalibdConfig,
   type CalibdConfigInput,
   type CalibrationMethod,
+  type HttpConfig,
   type LogLevel,
 } from './schema.js';
 export { loadConfig, parseConfig, envBindings, type LoadConfigOptions } from './load.js';

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OptionError } from '../../src/common/index.js';
 import { createApiServer, InsecureBindError, isLoopback } from '../../src/api/index.js';
 import { InferenceEngine } from '../../src/runtime/index.js';
-import { inferBody, modelA, postJson, startServer, VersionListAdmin, type Started } from './helpers.js';
+import { apiOptions, inferBody, modelA, postJson, startServer, VersionListAdmin, type Started } from './helpers.js';
 
 describe('bearer token', () => {
   let s: Started;
@@ -50,11 +50,11 @@ describe('bind address', () => {
     const engine = await InferenceEngine.create(modelA, { version: 1 });
     const deps = { engine, admin: new VersionListAdmin(engine), modelName: 'mnist' };
     try {
-      const make = () => createApiServer(deps, { host: '0.0.0.0', port: 0, maxBodyBytes: 1 << 20 });
+      const make = () => createApiServer(deps, apiOptions({ host: '0.0.0.0' }));
       expect(make).toThrow(InsecureBindError);
       expect(make).toThrow(OptionError);
       expect(make).toThrow(/refusing to listen on 0.0.0.0 without an API token/);
-      const server = createApiServer(deps, { host: '0.0.0.0', port: 0, maxBodyBytes: 1 << 20, token: 't' });
+      const server = createApiServer(deps, apiOptions({ host: '0.0.0.0', token: 't' }));
       const { port } = await server.listen();
       expect(port).toBeGreaterThan(0);
       await server.close();
