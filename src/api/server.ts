@@ -9,6 +9,7 @@ import type { Duplex, Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion } from '../common/index.js';
 import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
+import { recalibrateRequest, rollbackRequest } from '../agent/requests.js';
 import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
 import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { RawBody, readBody } from './body.js';
@@ -169,16 +170,14 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
 function registerAdminRoutes(app: FastifyInstance, admin: AdminControl): void {
   app.get('/v2/calibd/status', async () => admin.status());
   app.get('/v2/calibd/calibrations', async () => ({ calibrations: admin.calibrations() }));
+  // Arguments are checked by the same definitions as the MQTT commands: unknown fields refused.
   app.post('/v2/calibd/recalibrate', async (req) => {
-    const body = adminBody(req.body);
-    if (body.method !== undefined && typeof body.method !== 'string') throw new HttpError('invalid-request', '"method" must be a string', { value: body.method });
-    if (body.full !== undefined && typeof body.full !== 'boolean') throw new HttpError('invalid-request', '"full" must be true or false', { value: body.full });
-    return adminCall(() => admin.recalibrate({ method: body.method as string | undefined, full: body.full as boolean | undefined }));
+    const fields = adminBody(req.body);
+    return adminCall(() => admin.recalibrate(recalibrateRequest(fields)));
   });
   app.post('/v2/calibd/rollback', async (req) => {
-    const body = adminBody(req.body);
-    if (body.version !== undefined && !Number.isSafeInteger(body.version)) throw new HttpError('invalid-request', '"version" must be an integer', { value: body.version });
-    return adminCall(() => admin.rollback({ version: body.version as number | undefined }));
+    const fields = adminBody(req.body);
+    return adminCall(() => admin.rollback(rollbackRequest(fields)));
   });
 }
 
@@ -191,7 +190,7 @@ function adminBody(body: unknown): Record<string, unknown> {
   return value;
 }
 
-/** The agent's typed errors are about the request (unknown version, bad method): 400. */
+/** Typed errors from checking the arguments or from the agent are about the request (unknown field or version, bad method): 400. */
 async function adminCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();

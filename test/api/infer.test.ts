@@ -185,6 +185,13 @@ describe('KServe v2 API', () => {
     expect(s.admin.calls.at(-1)).toEqual({ op: 'recalibrate', req: { method: 'entropy', full: true } });
 
     expect((await postJson(`${s.base}/v2/calibd/recalibrate`, { full: 'yes' })).status).toBe(400);
+    const callsBefore = s.admin.calls.length;
+    // Unknown fields are refused as over MQTT, naming the field, and the agent is not called.
+    const misspelt = await postJson(`${s.base}/v2/calibd/recalibrate`, { method: 'entropy', fulll: true });
+    expect(misspelt).toMatchObject({ status: 400, body: { error: "recalibrate: unknown field 'fulll': allowed: method, full", code: 'option' } });
+    const extra = await postJson(`${s.base}/v2/calibd/rollback`, { version: 1, force: true });
+    expect(extra).toMatchObject({ status: 400, body: { error: "rollback: unknown field 'force': allowed: version", code: 'option' } });
+    expect(s.admin.calls.length).toBe(callsBefore);
     const cals = await (await fetch(`${s.base}/v2/calibd/calibrations`)).json();
     expect(cals.calibrations.map((c: { version: number }) => c.version)).toEqual([1, 2]);
     expect(await (await fetch(`${s.base}/v2/calibd/status`)).json()).toEqual({ activeVersion: 1, versions: 2 });
