@@ -5,6 +5,7 @@
 // counting its numbers) so tensor data is decoded later, straight from its bytes, once its
 // declared shape is known.
 
+import { printable } from '../common/errors.js';
 import { HttpError } from './errors.js';
 
 /** Deepest nesting followed: a request's own structure takes 4 levels, nested tensor data one per dim. */
@@ -44,11 +45,10 @@ export function isJsonWhitespace(c: number): boolean {
   return c === SPACE || c === LF || c === CR || c === TAB;
 }
 
-/** Up to 40 bytes of the source from `at` (to `end` at most), for error messages. */
+/** The source from `at` (to `end` at most), as an error message may quote it. */
 export function sourceSnippet(bytes: Buffer, at: number, end = bytes.length): string {
-  const stop = Math.min(end, at + 40);
-  const text = bytes.toString('utf8', at, stop);
-  return stop < end ? `${text}…` : text;
+  // A few bytes past the 40 characters printable() keeps, so it can tell the text was cut.
+  return printable(bytes.toString('utf8', at, Math.min(end, at + 44)));
 }
 
 export class JsonReader {

@@ -7,6 +7,7 @@
 // the same whatever the encoding was.
 
 import type { InferInput, InferOutput, OutputData } from '../runtime/index.js';
+import { printable, printableJson } from '../common/errors.js';
 import { HttpError } from './errors.js';
 import { JSON_BYTE, JsonReader, JsonSpan, setOwn } from './json-reader.js';
 import { float32FromBinary, float32FromJson, littleEndianHost } from './tensor-data.js';
@@ -51,9 +52,6 @@ interface WireInput {
 const REQUEST_FIELDS = new Set(['id', 'parameters', 'outputs']);
 const INPUT_FIELDS = new Set(['name', 'shape', 'datatype', 'parameters', 'data']);
 
-/** Longest header value quoted back in an error. */
-const QUOTED_HEADER_CHARS = 40;
-
 /** Bytes to tensors: the whole decoding, as the server runs it in two steps. */
 export function parseInferRequest(body: InferBody): DecodedRequest {
   return decodeInferRequest(readInferEnvelope(body));
@@ -86,7 +84,7 @@ export function decimalByteCount(text: string): number | undefined {
 }
 
 function headerByteCount(text: string, bodyLength: number): number {
-  const quoted = text.length > QUOTED_HEADER_CHARS ? `${text.slice(0, QUOTED_HEADER_CHARS)}…` : text;
+  const quoted = printable(text);
   const n = decimalByteCount(text);
   if (n === undefined) {
     throw new HttpError('invalid-binary-header', `Inference-Header-Content-Length '${quoted}' is not a decimal byte count`, {
@@ -146,7 +144,7 @@ function requestId(header: unknown): string | undefined {
   if (!isObject(header) || header.id === undefined) return undefined;
   if (typeof header.id === 'string') return header.id;
   if (typeof header.id === 'number' && Number.isFinite(header.id)) return String(header.id);
-  throw invalidRequest(`"id" must be a string, not ${JSON.stringify(header.id).slice(0, QUOTED_HEADER_CHARS)}`, header.id);
+  throw invalidRequest(`"id" must be a string, not ${printableJson(header.id)}`, header.id);
 }
 
 export function decodeInferRequest({ header, json, binary, id }: InferEnvelope): DecodedRequest {
@@ -158,14 +156,16 @@ export function decodeInferRequest({ header, json, binary, id }: InferEnvelope):
     if (!isObject(raw)) throw invalidRequest('each input must be an object with name, shape, datatype and data', raw);
     const input = raw as unknown as WireInput;
     const { name, shape, datatype } = inputHead(input, inputs);
+    // The name as messages quote it: a client's name may hold line breaks or megabytes.
+    const label = printable(name);
     const binarySize = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
     let data: Float32Array;
     if (binarySize !== undefined) {
-      const bytes = binarySlice(binary, offset, binarySize, name);
+      const bytes = binarySlice(binary, offset, binarySize, label);
       offset += bytes.length;
-      data = datatype === 'FP32' ? float32FromBinary(bytes, name, shape) : new Float32Array(0);
+      data = datatype === 'FP32' ? float32FromBinary(bytes, label, shape) : new Float32Array(0);
     } else {
-      data = datatype === 'FP32' ? float32FromJson(json, jsonDataSpan(input.data, name), name, shape) : new Float32Array(0);
+      data = datatype === 'FP32' ? float32FromJson(json, jsonDataSpan(input.data, label), label, shape) : new Float32Array(0);
     }
     // A non-FP32 input reaches the engine with empty data; its datatype check names the problem.
     setOwn(inputs, name, { datatype, shape, data });
@@ -185,17 +185,18 @@ export function decodeInferRequest({ header, json, binary, id }: InferEnvelope):
 function inputHead(input: WireInput, seen: Record<string, InferInput>): { name: string; shape: number[]; datatype: string } {
   if (typeof input.name !== 'string' || input.name === '') throw invalidRequest('an input has no "name"', input.name);
   const name = input.name;
-  if (Object.hasOwn(seen, name)) throw invalidRequest(`input '${name}' appears twice`, name);
+  const label = printable(name);
+  if (Object.hasOwn(seen, name)) throw invalidRequest(`input '${label}' appears twice`, name);
   if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
-    throw invalidRequest(`input '${name}' needs "shape", an array of non-negative integers`, input.shape);
+    throw invalidRequest(`input '${label}' needs "shape", an array of non-negative integers, not ${printableJson(input.shape)}`, input.shape);
   }
-  if (typeof input.datatype !== 'string') throw invalidRequest(`input '${name}' needs "datatype", e.g. "FP32"`, input.datatype);
+  if (typeof input.datatype !== 'string') throw invalidRequest(`input '${label}' needs "datatype", e.g. "FP32", not ${printableJson(input.datatype)}`, input.datatype);
   return { name, shape: input.shape as number[], datatype: input.datatype };
 }
 
 function binarySlice(binary: Buffer, offset: number, size: unknown, name: string): Buffer {
   if (!Number.isSafeInteger(size) || (size as number) < 0) {
-    throw new HttpError('binary-size', `input '${name}' has binary_data_size ${String(size)}, not a byte count`, { value: size, hint: 'set binary_data_size to the byte length of the input' });
+    throw new HttpError('binary-size', `input '${name}' has binary_data_size ${printableJson(size)}, not a byte count`, { value: size, hint: 'set binary_data_size to the byte length of the input' });
   }
   const n = size as number;
   if (offset + n > binary.length) {

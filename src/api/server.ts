@@ -8,6 +8,7 @@ import { isIP } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion } from '../common/index.js';
+import { printable } from '../common/errors.js';
 import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
 import { recalibrateRequest, rollbackRequest } from '../agent/requests.js';
 import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
@@ -127,7 +128,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
     for (const o of wanted) {
       if (!engine.outputsMeta.some((m) => m.name === o.name)) {
-        throw new RequestError(`unknown output '${o.name}'`, { hint: `the model's outputs are: ${engine.outputsMeta.map((m) => m.name).join(', ')}` });
+        throw new RequestError(`unknown output '${printable(o.name)}'`, { value: o.name, hint: `the model's outputs are: ${engine.outputsMeta.map((m) => m.name).join(', ')}` });
       }
     }
     const result = await engine.infer(decoded.inputs);

@@ -5,6 +5,7 @@
 // run through the model silently (all-NaN input gave the same logits as all zeros).
 
 import { endianness } from 'node:os';
+import { printable } from '../common/errors.js';
 import { HttpError } from './errors.js';
 import { JSON_BYTE, type JsonSpan, isDigit, isJsonWhitespace, sourceSnippet } from './json-reader.js';
 
@@ -38,6 +39,11 @@ export function quickFloat32(mantissa: number, digits: number, scale: number): n
 
 const NESTING_HINT = 'nest "data" exactly as the shape (every sub-array as long as its dim), or send it flat in row-major order';
 
+/** A shape (or a position in one) as messages show it; a client's shape may have thousands of dims. */
+function shapeText(dims: readonly number[]): string {
+  return `[${printable(dims.join(','))}]`;
+}
+
 /** Values a shape holds (dims are checked non-negative integers before this). */
 export function elementCount(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
@@ -51,7 +57,7 @@ export function float32FromJson(bytes: Buffer, span: JsonSpan, name: string, sha
   }
   const count = elementCount(shape);
   if (span.numbers !== count) {
-    throw new HttpError('shape-mismatch', `input '${name}' has ${span.numbers} values, shape [${shape.join(',')}] needs ${count}`, {
+    throw new HttpError('shape-mismatch', `input '${name}' has ${span.numbers} values, shape ${shapeText(shape)} needs ${count}`, {
       value: span.numbers,
       hint: 'send exactly as many values as the shape declares',
     });
@@ -65,7 +71,7 @@ export function float32FromJson(bytes: Buffer, span: JsonSpan, name: string, sha
 export function float32FromBinary(bytes: Buffer, name: string, shape: readonly number[]): Float32Array {
   const count = elementCount(shape);
   if (bytes.length !== count * 4) {
-    throw new HttpError('binary-size', `input '${name}' has ${bytes.length} binary bytes, shape [${shape.join(',')}] needs ${count * 4} (${count} FP32 values)`, {
+    throw new HttpError('binary-size', `input '${name}' has ${bytes.length} binary bytes, shape ${shapeText(shape)} needs ${count * 4} (${count} FP32 values)`, {
       value: bytes.length,
       hint: 'set binary_data_size to 4 bytes per value of the shape',
     });
@@ -88,8 +94,8 @@ function firstNonFinite(data: Float32Array): number {
 }
 
 function nonFiniteError(name: string, shape: readonly number[], index: number, text: string): HttpError {
-  return new HttpError('non-finite', `input '${name}' value ${index} (at [${unflatten(shape, index).join(',')}]) is ${text}, not a finite FP32 number`, {
-    value: text,
+  return new HttpError('non-finite', `input '${name}' value ${index} (at ${shapeText(unflatten(shape, index))}) is ${printable(text)}, not a finite FP32 number`, {
+    value: printable(text),
     hint: 'replace NaN and infinities (and magnitudes beyond ±3.4e38) before sending',
   });
 }
@@ -208,6 +214,6 @@ class JsonDataDecoder {
   private nestingError(depth: number, problem: string): HttpError {
     const path = `data${this.items.slice(0, depth).map((n) => `[${n - 1}]`).join('')}`;
     const what = this.flat ? `mixes numbers and arrays: ${path}` : path;
-    return new HttpError('shape-mismatch', `input '${this.name}' ${what} ${problem} (shape [${this.shape.join(',')}])`, { value: path, hint: NESTING_HINT });
+    return new HttpError('shape-mismatch', `input '${this.name}' ${printable(what)} ${problem} (shape ${shapeText(this.shape)})`, { value: path, hint: NESTING_HINT });
   }
 }

@@ -116,6 +116,7 @@ describe('KServe v2 API', () => {
     }, 400, 'invalid-json', /not valid JSON/],
     ['no inputs', () => infer({}), 400, 'invalid-request', /no "inputs" array/],
     ['unknown input', () => infer({ inputs: [...input({}).inputs, { name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), 400, 'request', /unknown input 'x'/],
+    ['unknown input whose name breaks the line', () => infer({ inputs: [...input({}).inputs, { name: 'x\ny', shape: [1], datatype: 'FP32', data: [1] }] }), 400, 'request', /^unknown input 'x\\u000ay'/],
     ['wrong datatype', () => infer(input({ datatype: 'INT64' })), 400, 'request', /datatype INT64, expected FP32/],
     ['wrong shape', () => infer(input({ shape: [1, 28, 28] })), 400, 'request', /rank 3, expected 4/],
     ['wrong fixed dim', () => infer(input({ shape: [1, 3, 28, 28], data: Array(3 * PIXELS).fill(0) })), 400, 'request', /dim 1 = 3, expected 1/],

@@ -164,3 +164,22 @@ describe('Inference-Header-Content-Length', () => {
     expect(err.message).toBe(`Inference-Header-Content-Length '${spelling}' is not a decimal byte count`);
   });
 });
+
+// Found by test/fuzz/kserve.fuzz.test.ts.
+describe('fuzzing finds', () => {
+  it('a binary_data_size object whose "toString" is not a function is a 400, not a TypeError', () => {
+    const header = Buffer.from('{"inputs":[{"name":">","parameters":{"binary_data_size":{"toString":1}},"shape":[],"datatype":"INT64"}]}');
+    const err = refusal({ bytes: header, octetStream: true, headerLength: String(header.length) });
+    expect(err.code).toBe('binary-size');
+    expect(err.message).toBe(`input '>' has binary_data_size {"toString":1}, not a byte count`);
+  });
+
+  it('quotes body bytes, names and values on one line, escaped and cut short', () => {
+    const badJson = refusal({ bytes: Buffer.concat([Buffer.from([0xff]), Buffer.from('\noutputs":0}')]), octetStream: false, headerLength: undefined });
+    expect(badJson.code).toBe('invalid-json');
+    expect(badJson.message).toBe(`the body is not valid JSON: expected a value at byte 0, found '\ufffd\\u000aoutputs":0}'`);
+    const name = `a\nb${'c'.repeat(100)}`;
+    const err = refusal(json({ inputs: [{ name, datatype: 'FP32', shape: [2], data: [1] }] }));
+    expect(err.message).toBe(`input 'a\\u000ab${'c'.repeat(37)}…' has 1 values, shape [2] needs 2`);
+  });
+});
