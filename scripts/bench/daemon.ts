@@ -81,7 +81,7 @@ class Daemon {
           admin: agent,
           metrics: agentMetrics(agent),
         },
-        { host: config.http.host, port: config.http.port, maxBodyBytes: config.http.maxBodyBytes },
+        config.http,
       );
       const { port } = await api.listen();
       daemon = new Daemon(agent, api, `http://127.0.0.1:${port}/v2/models/${config.modelName}/infer`, stateDir, bodies);

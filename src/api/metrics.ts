@@ -6,6 +6,8 @@ import type { InferenceEngine } from '../runtime/index.js';
 export interface ApiMetrics {
   registry: Registry;
   requests: Counter<'route' | 'method' | 'status'>;
+  /** Failed requests by error code; codes come from a fixed catalogue, so the label set stays small. */
+  errors: Counter<'code'>;
   inferenceSeconds: Histogram;
 }
 
@@ -15,6 +17,12 @@ export function createApiMetrics(engine: InferenceEngine): ApiMetrics {
     name: 'calibd_http_requests_total',
     help: 'HTTP requests by route pattern, method and status',
     labelNames: ['route', 'method', 'status'] as const,
+    registers: [registry],
+  });
+  const errors = new Counter({
+    name: 'calibd_http_errors_total',
+    help: 'Requests answered with an error, by error code (e.g. non-finite: NaN or infinite input values; request-timeout: bodies too slow to arrive)',
+    labelNames: ['code'] as const,
     registers: [registry],
   });
   const inferenceSeconds = new Histogram({
@@ -40,5 +48,5 @@ export function createApiMetrics(engine: InferenceEngine): ApiMetrics {
       this.set(engine.activeVersion ?? -1);
     },
   });
-  return { registry, requests, inferenceSeconds };
+  return { registry, requests, errors, inferenceSeconds };
 }

@@ -1,13 +1,36 @@
 // Open Inference Protocol (KServe v2) request decoding and response encoding, JSON and the
-// binary tensor extension. Decoding only checks what is needed to build tensors; whether a
-// tensor fits the model is the engine's call, so every fit error reads the same whatever
-// the encoding was.
+// binary tensor extension. Decoding is pure, bytes in and tensors or a typed 4xx error out,
+// and never builds more than the request needs: the JSON header is read within depth and
+// size limits and tensor data is decoded straight from the bytes once it fits its declared
+// shape. It checks that a request is consistent in itself (data that fits its shape, finite
+// values); whether a tensor fits the model is the engine's call, so every fit error reads
+// the same whatever the encoding was.
 
-import { endianness } from 'node:os';
 import type { InferInput, InferOutput, OutputData } from '../runtime/index.js';
+import { printable, printableJson } from '../common/errors.js';
 import { HttpError } from './errors.js';
+import { JSON_BYTE, JsonReader, JsonSpan, setOwn } from './json-reader.js';
+import { float32FromBinary, float32FromJson, littleEndianHost } from './tensor-data.js';
 
 export const BINARY_HEADER = 'inference-header-content-length';
+
+/** An inference request as it arrived: its bytes and how it said they are laid out. */
+export interface InferBody {
+  bytes: Buffer;
+  /** Sent as application/octet-stream, which only the binary extension uses. */
+  octetStream: boolean;
+  /** The Inference-Header-Content-Length header, when sent. */
+  headerLength: string | undefined;
+}
+
+/** A request's JSON header, read with its tensor data left in `json` as spans, and the bytes after it. */
+export interface InferEnvelope {
+  header: unknown;
+  json: Buffer;
+  binary: Buffer;
+  /** The request's id, known as soon as the header is read so error bodies can echo it. */
+  id?: string;
+}
 
 export interface DecodedRequest {
   id?: string;
@@ -25,118 +48,184 @@ interface WireInput {
   data?: unknown;
 }
 
-// Every supported box (ARM64, x86) is little-endian; the byte swap keeps a big-endian host correct rather than fast.
-const littleEndianHost = endianness() === 'LE';
+/** Fields read from a request and from each input; any others are skipped unbuilt. */
+const REQUEST_FIELDS = new Set(['id', 'parameters', 'outputs']);
+const INPUT_FIELDS = new Set(['name', 'shape', 'datatype', 'parameters', 'data']);
+
+/** Bytes to tensors: the whole decoding, as the server runs it in two steps. */
+export function parseInferRequest(body: InferBody): DecodedRequest {
+  return decodeInferRequest(readInferEnvelope(body));
+}
+
+/** Splits the body and reads its JSON header, leaving tensor data undecoded. */
+export function readInferEnvelope(body: InferBody): InferEnvelope {
+  const { json, binary } = splitBody(body);
+  const header = readRequestHeader(json, body.headerLength === undefined ? 'the body' : 'the JSON header');
+  return { header, json, binary, id: requestId(header) };
+}
+
+function splitBody(body: InferBody): { json: Buffer; binary: Buffer } {
+  if (body.headerLength === undefined) {
+    if (body.octetStream) {
+      throw new HttpError('invalid-binary-header', 'a binary request needs the Inference-Header-Content-Length header (bytes of JSON before the tensor data)', {
+        hint: 'send the header, or send JSON as application/json',
+      });
+    }
+    return { json: body.bytes, binary: Buffer.alloc(0) };
+  }
+  const n = headerByteCount(body.headerLength, body.bytes.length);
+  return { json: body.bytes.subarray(0, n), binary: body.bytes.subarray(n) };
+}
+
+/** A byte count written as plain decimal digits, or undefined for anything else. */
+export function decimalByteCount(text: string): number | undefined {
+  // Number() would also take hex, binary, exponents and padding ('0x76', '0b1', '1e2', ' 7').
+  return /^[0-9]{1,15}$/.test(text) ? Number(text) : undefined;
+}
+
+function headerByteCount(text: string, bodyLength: number): number {
+  const quoted = printable(text);
+  const n = decimalByteCount(text);
+  if (n === undefined) {
+    throw new HttpError('invalid-binary-header', `Inference-Header-Content-Length '${quoted}' is not a decimal byte count`, {
+      value: quoted,
+      hint: "send the JSON header's length in bytes as decimal digits",
+    });
+  }
+  if (n < 1 || n > bodyLength) {
+    throw new HttpError('invalid-binary-header', `Inference-Header-Content-Length ${quoted} is not between 1 and the body size ${bodyLength}`, {
+      value: n,
+      hint: 'send the JSON header\'s length in bytes',
+    });
+  }
+  return n;
+}
 
 /**
- * Splits a body into its JSON header and the raw tensor bytes that follow it. `headerLength`
- * comes from the Inference-Header-Content-Length header; absent means the body is all JSON.
+ * Reads the request object, building only its known fields and leaving each input's "data"
+ * array as a span. Anything else is built whole (within the reader's limits) so decoding
+ * names what is wrong with it.
  */
-export function splitBody(body: unknown, headerLength: string | undefined): { header: unknown; binary: Buffer } {
-  if (!Buffer.isBuffer(body)) {
-    if (headerLength !== undefined) throw new HttpError(400, 'a binary request body was read as JSON; send it as application/octet-stream');
-    return { header: body, binary: Buffer.alloc(0) };
-  }
-  if (headerLength === undefined) {
-    throw new HttpError(400, 'a binary request needs the Inference-Header-Content-Length header (bytes of JSON before the tensor data)');
-  }
-  const n = Number(headerLength);
-  if (!Number.isSafeInteger(n) || n < 1 || n > body.length) {
-    throw new HttpError(400, `Inference-Header-Content-Length ${headerLength} is not between 1 and the body size ${body.length}`);
-  }
-  return { header: parseJson(body.subarray(0, n)), binary: body.subarray(n) };
+function readRequestHeader(json: Buffer, what: string): unknown {
+  return JsonReader.document(json, what, (r) => {
+    if (r.peek() !== JSON_BYTE.LBRACE) return r.build(0);
+    r.noteBuilt();
+    const request: Record<string, unknown> = {};
+    r.readObject(0, (key) => {
+      if (key === 'inputs') setOwn(request, key, readInputs(r));
+      else if (REQUEST_FIELDS.has(key)) setOwn(request, key, r.build(1));
+      else r.skip(1);
+    });
+    return request;
+  });
 }
 
-export function parseJson(bytes: Buffer): unknown {
-  try {
-    return JSON.parse(bytes.toString('utf8'));
-  } catch (err) {
-    throw new HttpError(400, `the body is not valid JSON: ${(err as Error).message}`);
-  }
+function readInputs(r: JsonReader): unknown {
+  if (r.peek() !== JSON_BYTE.LBRACKET) return r.build(1);
+  r.noteBuilt();
+  const inputs: unknown[] = [];
+  r.readArray(1, () => inputs.push(readInput(r)));
+  return inputs;
 }
 
-export function decodeInferRequest(header: unknown, binary: Buffer): DecodedRequest {
-  if (!isObject(header)) throw new HttpError(400, 'the request must be a JSON object with an "inputs" array');
-  const id = header.id === undefined ? undefined : String(header.id);
-  if (!Array.isArray(header.inputs) || header.inputs.length === 0) {
-    throw new HttpError(400, 'the request has no "inputs" array');
-  }
+function readInput(r: JsonReader): unknown {
+  if (r.peek() !== JSON_BYTE.LBRACE) return r.build(2);
+  r.noteBuilt();
+  const input: Record<string, unknown> = {};
+  r.readObject(2, (key) => {
+    if (key === 'data' && r.peek() === JSON_BYTE.LBRACKET) setOwn(input, key, r.skip(3));
+    else if (INPUT_FIELDS.has(key)) setOwn(input, key, r.build(3));
+    else r.skip(3);
+  });
+  return input;
+}
+
+function requestId(header: unknown): string | undefined {
+  if (!isObject(header) || header.id === undefined) return undefined;
+  if (typeof header.id === 'string') return header.id;
+  if (typeof header.id === 'number' && Number.isFinite(header.id)) return String(header.id);
+  throw invalidRequest(`"id" must be a string, not ${printableJson(header.id)}`, header.id);
+}
+
+export function decodeInferRequest({ header, json, binary, id }: InferEnvelope): DecodedRequest {
+  if (!isObject(header)) throw invalidRequest('the request must be a JSON object with an "inputs" array', undefined);
+  if (!Array.isArray(header.inputs) || header.inputs.length === 0) throw invalidRequest('the request has no "inputs" array', undefined);
   const inputs: Record<string, InferInput> = {};
   let offset = 0;
   for (const raw of header.inputs as unknown[]) {
-    if (!isObject(raw)) throw new HttpError(400, 'each input must be an object with name, shape, datatype and data');
+    if (!isObject(raw)) throw invalidRequest('each input must be an object with name, shape, datatype and data', raw);
     const input = raw as unknown as WireInput;
-    if (typeof input.name !== 'string' || input.name === '') throw new HttpError(400, 'an input has no "name"');
-    const name = input.name;
-    if (Object.hasOwn(inputs, name)) throw new HttpError(400, `input '${name}' appears twice`);
-    if (!Array.isArray(input.shape) || !input.shape.every((d) => typeof d === 'number')) {
-      throw new HttpError(400, `input '${name}' needs "shape", an array of numbers`);
-    }
-    if (typeof input.datatype !== 'string') throw new HttpError(400, `input '${name}' needs "datatype", e.g. "FP32"`);
-    const shape = input.shape as number[];
-    const binarySize = input.parameters?.binary_data_size;
+    const { name, shape, datatype } = inputHead(input, inputs);
+    // The name as messages quote it: a client's name may hold line breaks or megabytes.
+    const label = printable(name);
+    const binarySize = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
     let data: Float32Array;
     if (binarySize !== undefined) {
-      if (!Number.isSafeInteger(binarySize) || (binarySize as number) < 0) {
-        throw new HttpError(400, `input '${name}' has binary_data_size ${String(binarySize)}, not a byte count`);
-      }
-      const size = binarySize as number;
-      if (offset + size > binary.length) {
-        throw new HttpError(400, `input '${name}' declares ${size} binary bytes but only ${binary.length - offset} follow the header`);
-      }
-      data = input.datatype === 'FP32' ? float32FromBytes(binary.subarray(offset, offset + size), name) : new Float32Array(0);
-      offset += size;
+      const bytes = binarySlice(binary, offset, binarySize, label);
+      offset += bytes.length;
+      data = datatype === 'FP32' ? float32FromBinary(bytes, label, shape) : new Float32Array(0);
     } else {
-      if (input.data === undefined) throw new HttpError(400, `input '${name}' has neither "data" nor parameters.binary_data_size`);
-      data = float32FromJson(input.data, name);
+      data = datatype === 'FP32' ? float32FromJson(json, jsonDataSpan(input.data, label), label, shape) : new Float32Array(0);
     }
     // A non-FP32 input reaches the engine with empty data; its datatype check names the problem.
-    inputs[name] = { datatype: input.datatype, shape, data };
+    setOwn(inputs, name, { datatype, shape, data });
   }
   if (offset !== binary.length) {
-    throw new HttpError(400, `${binary.length - offset} bytes after the header belong to no input (check binary_data_size)`);
+    throw new HttpError('binary-size', `${binary.length - offset} bytes after the header belong to no input`, {
+      value: binary.length - offset,
+      hint: 'make each binary_data_size the byte length of its input',
+    });
   }
   const params = isObject(header.parameters) ? header.parameters : {};
   const binaryOutputs = params.binary_data_output === true;
-  let outputs: DecodedRequest['outputs'];
-  if (header.outputs !== undefined) {
-    if (!Array.isArray(header.outputs)) throw new HttpError(400, '"outputs" must be an array of {name}');
-    outputs = (header.outputs as unknown[]).map((o) => {
-      if (!isObject(o) || typeof o.name !== 'string') throw new HttpError(400, 'each requested output needs a "name"');
-      const p = isObject(o.parameters) ? o.parameters : {};
-      return { name: o.name, binary: typeof p.binary_data === 'boolean' ? p.binary_data : binaryOutputs };
+  return { id, inputs, outputs: requestedOutputs(header.outputs, binaryOutputs), binaryOutputs };
+}
+
+/** Name, shape and datatype of one input, each checked. */
+function inputHead(input: WireInput, seen: Record<string, InferInput>): { name: string; shape: number[]; datatype: string } {
+  if (typeof input.name !== 'string' || input.name === '') throw invalidRequest('an input has no "name"', input.name);
+  const name = input.name;
+  const label = printable(name);
+  if (Object.hasOwn(seen, name)) throw invalidRequest(`input '${label}' appears twice`, name);
+  if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
+    throw invalidRequest(`input '${label}' needs "shape", an array of non-negative integers, not ${printableJson(input.shape)}`, input.shape);
+  }
+  if (typeof input.datatype !== 'string') throw invalidRequest(`input '${label}' needs "datatype", e.g. "FP32", not ${printableJson(input.datatype)}`, input.datatype);
+  return { name, shape: input.shape as number[], datatype: input.datatype };
+}
+
+function binarySlice(binary: Buffer, offset: number, size: unknown, name: string): Buffer {
+  if (!Number.isSafeInteger(size) || (size as number) < 0) {
+    throw new HttpError('binary-size', `input '${name}' has binary_data_size ${printableJson(size)}, not a byte count`, { value: size, hint: 'set binary_data_size to the byte length of the input' });
+  }
+  const n = size as number;
+  if (offset + n > binary.length) {
+    throw new HttpError('binary-size', `input '${name}' declares ${n} binary bytes but only ${binary.length - offset} follow the header`, {
+      value: n,
+      hint: 'send every input\'s bytes after the JSON header, in the order of "inputs"',
     });
   }
-  return { id, inputs, outputs, binaryOutputs };
+  return binary.subarray(offset, offset + n);
 }
 
-function float32FromBytes(bytes: Buffer, name: string): Float32Array {
-  if (bytes.length % 4 !== 0) throw new HttpError(400, `input '${name}' has ${bytes.length} binary bytes, not a whole number of FP32 values`);
-  // Copy: the body's offset need not be 4-byte aligned, and the body buffer is pooled.
-  const out = new Float32Array(bytes.length / 4);
-  if (littleEndianHost) new Uint8Array(out.buffer).set(bytes);
-  else for (let i = 0; i < out.length; i++) out[i] = bytes.readFloatLE(i * 4);
-  return out;
+function jsonDataSpan(data: unknown, name: string): JsonSpan {
+  if (data instanceof JsonSpan) return data;
+  if (data === undefined) throw invalidRequest(`input '${name}' has neither "data" nor parameters.binary_data_size`, undefined);
+  throw invalidRequest(`input '${name}' "data" must be an array`, data);
 }
 
-function float32FromJson(data: unknown, name: string): Float32Array {
-  if (!Array.isArray(data)) throw new HttpError(400, `input '${name}' "data" must be an array`);
-  const values: number[] = [];
-  // Nested arrays (row-major) are as valid as a flat one. Walk them in order with an explicit
-  // stack: a hostile body of deeply nested brackets must not overflow the call stack.
-  const stack: { arr: unknown[]; i: number }[] = [{ arr: data, i: 0 }];
-  while (stack.length > 0) {
-    const top = stack[stack.length - 1];
-    if (top.i >= top.arr.length) {
-      stack.pop();
-      continue;
-    }
-    const v = top.arr[top.i++];
-    if (typeof v === 'number') values.push(v);
-    else if (Array.isArray(v)) stack.push({ arr: v, i: 0 });
-    else throw new HttpError(400, `input '${name}' data holds ${JSON.stringify(v)}, not a number`);
-  }
-  return Float32Array.from(values);
+function requestedOutputs(outputs: unknown, binaryOutputs: boolean): DecodedRequest['outputs'] {
+  if (outputs === undefined) return undefined;
+  if (!Array.isArray(outputs)) throw invalidRequest('"outputs" must be an array of {name}', outputs);
+  return outputs.map((o: unknown) => {
+    if (!isObject(o) || typeof o.name !== 'string') throw invalidRequest('each requested output needs a "name"', o);
+    const p = isObject(o.parameters) ? o.parameters : {};
+    return { name: o.name, binary: typeof p.binary_data === 'boolean' ? p.binary_data : binaryOutputs };
+  });
+}
+
+function invalidRequest(message: string, value: unknown): HttpError {
+  return new HttpError('invalid-request', message, { value, hint: 'see the KServe v2 inference request format: {"inputs":[{"name","shape","datatype","data"}]}' });
 }
 
 /** JSON form of one output: numbers for numeric types (int64 included), strings for BYTES. */

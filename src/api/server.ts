@@ -3,13 +3,19 @@
 // is configured, and without one the server only binds to loopback.
 
 import { createHash, timingSafeEqual } from 'node:crypto';
+import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
+import type { Duplex, Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion } from '../common/index.js';
-import { EngineUnavailableError, RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
-import { HttpError, InsecureBindError } from './errors.js';
-import { createApiMetrics } from './metrics.js';
-import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, parseJson, splitBody } from './protocol.js';
+import { printable } from '../common/errors.js';
+import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
+import { recalibrateRequest, rollbackRequest } from '../agent/requests.js';
+import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
+import { createApiMetrics, type ApiMetrics } from './metrics.js';
+import { RawBody, readBody } from './body.js';
+import { readJson } from './json-reader.js';
+import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, readInferEnvelope } from './protocol.js';
 import type { AdminControl, ApiDeps, ApiOptions } from './types.js';
 
 export interface ApiServer {
@@ -37,56 +43,66 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   const metrics = createApiMetrics(engine);
   const app = Fastify({
     bodyLimit: opts.maxBodyBytes,
+    // Slow clients must not hold connections: Node answers a request that is still arriving
+    // after requestTimeoutMs (headers within the same bound) through clientErrorHandler.
+    requestTimeout: opts.requestTimeoutMs,
+    keepAliveTimeout: opts.keepAliveTimeoutMs,
+    http: { requestTimeout: opts.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckInterval(opts.requestTimeoutMs) },
+    clientErrorHandler: answerClientError(metrics, opts.requestTimeoutMs),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
   });
+  app.server.maxConnections = opts.maxConnections;
   // The KServe id of each request, kept so error bodies can echo it too.
   const requestIds = new WeakMap<FastifyRequest, string>();
 
   // Only JSON and raw bytes are accepted (text/plain would otherwise reach the routes as a
-  // string). Both parsers hand over bytes: a JSON content type may still carry a
-  // binary-extension body, and JSON errors should read like every other 400.
+  // string). Both parsers hand over bytes, which each route decodes with bounded readers:
+  // JSON.parse would build the whole object graph of a hostile body before anything could
+  // refuse it.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (req, body: Buffer, done) => {
-    if (req.headers[BINARY_HEADER] !== undefined) return done(null, body);
-    if (body.length === 0) return done(null, undefined);
-    try {
-      done(null, parseJson(body));
-    } catch (err) {
-      done(err as Error, undefined);
-    }
-  });
-  app.addContentTypeParser('application/octet-stream', { parseAs: 'buffer' }, (_req, body: Buffer, done) => done(null, body));
+  for (const [type, octetStream] of [['application/json', false], ['application/octet-stream', true]] as const) {
+    app.addContentTypeParser(type, (req: FastifyRequest, payload: Readable) => readBody(payload, req.headers, { maxBodyBytes: opts.maxBodyBytes, octetStream }));
+  }
 
-  app.setErrorHandler((err: FastifyError | Error, req, reply) => {
-    const status = statusOf(err);
-    // Unexpected failures are logged in full but not described to the client.
-    const expected = err instanceof HttpError || err instanceof CalibdError || (status < 500 && 'statusCode' in err);
-    const message = expected ? messageOf(err) : 'internal server error';
-    if (status >= 500) req.log.error({ err }, 'request failed');
-    const body: { error: string; id?: string } = { error: message };
+  // Every failure leaves as {error, code, id?}, and is counted by its code.
+  const sendFailure = (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    const failure = describeFailure(err, req.headers['content-type']);
+    if (failure.status >= 500) req.log.error({ err }, 'request failed');
+    metrics.errors.inc({ code: failure.code });
+    const body: { error: string; code: string; id?: string } = { error: failure.message, code: failure.code };
     const id = requestIds.get(req);
     if (id !== undefined) body.id = id;
-    return reply.code(status).type('application/json').send(body);
-  });
+    return reply.code(failure.status).type('application/json').send(body);
+  };
+  app.setErrorHandler((err: FastifyError | Error, req, reply) => sendFailure(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
-    return reply.code(404).send({ error: `no route ${req.method} ${req.url.split('?')[0]}` });
+    return sendFailure(new HttpError('no-route', `no route ${req.method} ${req.url.split('?')[0]}`, { hint: 'see GET /v2 and the KServe v2 routes' }), req, reply);
   });
 
+  // A body refused while it arrived (too deep) is answered once its request reaches a route.
+  app.addHook('preHandler', async (req) => {
+    if (req.body instanceof RawBody && req.body.refusal) throw req.body.refusal;
+  });
   app.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) });
   });
 
   const checkModel = (params: { name: string; version?: string }) => {
-    if (params.name !== modelName) throw new HttpError(404, `unknown model '${params.name}'; this server serves '${modelName}'`);
+    if (params.name !== modelName) {
+      throw new HttpError('unknown-model', `unknown model '${params.name}'`, { value: params.name, hint: `this server serves '${modelName}'` });
+    }
     if (params.version !== undefined && params.version !== String(engine.activeVersion)) {
-      throw new HttpError(404, `model '${modelName}' has no version '${params.version}' being served; the active version is ${engine.activeVersion}`);
+      throw new HttpError('unknown-model', `model '${modelName}' has no version '${params.version}' being served`, {
+        value: params.version,
+        hint: `the active version is ${engine.activeVersion}; or leave the version out of the path`,
+      });
     }
   };
   const wireMeta = (m: TensorMeta) => ({ name: m.name, datatype: m.datatype, shape: m.dims.map((d) => d ?? -1) });
 
   app.get('/v2/health/live', async () => ({ live: true }));
   app.get('/v2/health/ready', async () => {
-    if (!engine.ready) throw new HttpError(503, 'no model is loaded');
+    if (!engine.ready) throw new HttpError('not-ready', 'no model is loaded', { hint: 'wait for start-up to finish' });
     return { ready: true };
   });
   app.get('/v2', async () => ({ name: 'calibd', version: calibdVersion(), extensions: ['binary_tensor_data'] }));
@@ -104,19 +120,20 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   };
   const modelReady = async (req: FastifyRequest<{ Params: ModelParams }>) => {
     checkModel(req.params);
-    if (!engine.ready) throw new HttpError(503, `model '${modelName}' is not ready`);
+    if (!engine.ready) throw new HttpError('not-ready', `model '${modelName}' is not ready`, { value: modelName, hint: 'wait for start-up to finish' });
     return { name: modelName, ready: true };
   };
   const infer = async (req: FastifyRequest<{ Params: ModelParams }>, reply: FastifyReply) => {
     checkModel(req.params);
+    const body = req.body instanceof RawBody ? req.body : new RawBody(Buffer.alloc(0), false);
     const headerLength = req.headers[BINARY_HEADER];
-    const { header, binary } = splitBody(req.body, Array.isArray(headerLength) ? headerLength[0] : headerLength);
-    if (isObject(header) && header.id !== undefined) requestIds.set(req, String(header.id));
-    const decoded = decodeInferRequest(header, binary);
+    const envelope = readInferEnvelope({ bytes: body.bytes, octetStream: body.octetStream, headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength });
+    if (envelope.id !== undefined) requestIds.set(req, envelope.id);
+    const decoded = decodeInferRequest(envelope);
     const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
     for (const o of wanted) {
       if (!engine.outputsMeta.some((m) => m.name === o.name)) {
-        throw new RequestError(`unknown output '${o.name}'`, { hint: `the model's outputs are: ${engine.outputsMeta.map((m) => m.name).join(', ')}` });
+        throw new RequestError(`unknown output '${printable(o.name)}'`, { value: o.name, hint: `the model's outputs are: ${engine.outputsMeta.map((m) => m.name).join(', ')}` });
       }
     }
     const result = await engine.infer(decoded.inputs);
@@ -159,31 +176,32 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
 function registerAdminRoutes(app: FastifyInstance, admin: AdminControl): void {
   app.get('/v2/calibd/status', async () => admin.status());
   app.get('/v2/calibd/calibrations', async () => ({ calibrations: admin.calibrations() }));
+  // Arguments are checked by the same definitions as the MQTT commands: unknown fields refused.
   app.post('/v2/calibd/recalibrate', async (req) => {
-    const body = adminBody(req.body);
-    if (body.method !== undefined && typeof body.method !== 'string') throw new HttpError(400, '"method" must be a string');
-    if (body.full !== undefined && typeof body.full !== 'boolean') throw new HttpError(400, '"full" must be true or false');
-    return adminCall(() => admin.recalibrate({ method: body.method as string | undefined, full: body.full as boolean | undefined }));
+    const fields = adminBody(req.body);
+    return adminCall(() => admin.recalibrate(recalibrateRequest(fields)));
   });
   app.post('/v2/calibd/rollback', async (req) => {
-    const body = adminBody(req.body);
-    if (body.version !== undefined && !Number.isSafeInteger(body.version)) throw new HttpError(400, '"version" must be an integer');
-    return adminCall(() => admin.rollback({ version: body.version as number | undefined }));
+    const fields = adminBody(req.body);
+    return adminCall(() => admin.rollback(rollbackRequest(fields)));
   });
 }
 
 function adminBody(body: unknown): Record<string, unknown> {
-  if (body === undefined || body === null) return {};
-  if (!isObject(body)) throw new HttpError(400, 'the body must be a JSON object');
-  return body;
+  if (!(body instanceof RawBody) || body.bytes.length === 0) return {};
+  if (body.octetStream) throw new HttpError('unsupported-media-type', 'admin routes take JSON, not application/octet-stream', { hint: 'send application/json' });
+  const value = readJson(body.bytes);
+  if (value === null) return {};
+  if (!isObject(value)) throw new HttpError('invalid-request', 'the body must be a JSON object', { hint: 'send {} or the route\'s fields' });
+  return value;
 }
 
-/** The agent's typed errors are about the request (unknown version, bad method): 400. */
+/** Typed errors from checking the arguments or from the agent are about the request (unknown field or version, bad method): 400. */
 async function adminCall<T>(fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
-    if (err instanceof CalibdError) throw new HttpError(400, err.oneLine());
+    if (err instanceof CalibdError) throw new AdminRequestError(err);
     throw err;
   }
 }
@@ -195,7 +213,9 @@ function bearerCheck(token: string) {
     const header = req.headers.authorization ?? '';
     const match = /^Bearer\s+(.+)$/i.exec(header);
     const given = createHash('sha256').update(match ? match[1].trim() : '').digest();
-    if (!match || !timingSafeEqual(given, expected)) throw new HttpError(401, 'this route needs "Authorization: Bearer <token>"');
+    if (!match || !timingSafeEqual(given, expected)) {
+      throw new HttpError('unauthorized', 'this route needs "Authorization: Bearer <token>"', { hint: 'send the token set as http.token' });
+    }
   };
 }
 
@@ -239,20 +259,67 @@ function sendOutputs(
     .send(Buffer.concat([header, ...chunks]));
 }
 
-function statusOf(err: unknown): number {
-  if (err instanceof HttpError) return err.status;
-  if (err instanceof RequestError) return 400;
-  if (err instanceof EngineUnavailableError) return 503;
-  if (err instanceof CalibdError) return 500;
-  const code = (err as FastifyError).statusCode;
-  return typeof code === 'number' && code >= 400 && code < 600 ? code : 500;
+/**
+ * How often Node looks for requests past their timeout (its default, 30 s, would let a slow
+ * request live up to twice the timeout): a quarter of the timeout, at most once a second.
+ */
+function timeoutCheckInterval(requestTimeoutMs: number): number {
+  return Math.max(10, Math.min(1000, Math.floor(requestTimeoutMs / 4)));
 }
 
-function messageOf(err: unknown): string {
-  if (err instanceof RequestError) return err.oneLine();
-  if (err instanceof CalibdError) return err.oneLine();
-  const e = err as FastifyError;
-  if (e.code === 'FST_ERR_CTP_BODY_TOO_LARGE') return 'the request body is larger than http.maxBodyBytes';
-  if (e.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') return `unsupported content type; send application/json or application/octet-stream`;
-  return e.message;
+/**
+ * Answers what Node refuses before Fastify sees a request (a timed-out or malformed one) in
+ * the same {error, code} shape as every other failure, counts it, and closes the connection.
+ */
+function answerClientError(metrics: ApiMetrics, requestTimeoutMs: number) {
+  return (err: Error & { code?: string }, socket: Duplex) => {
+    if (err.code === 'ECONNRESET' || socket.destroyed) return;
+    const failure = clientFailure(err, requestTimeoutMs);
+    metrics.errors.inc({ code: failure.code });
+    const body = JSON.stringify({ error: failure.oneLine(), code: failure.code });
+    if (socket.writable) {
+      socket.write(
+        `HTTP/1.1 ${failure.status} ${STATUS_CODES[failure.status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    }
+    socket.destroy();
+  };
+}
+
+function clientFailure(err: Error & { code?: string }, requestTimeoutMs: number): HttpError {
+  if (err.code === 'ERR_HTTP_REQUEST_TIMEOUT') {
+    return new HttpError('request-timeout', `the request did not arrive within http.requestTimeoutMs (${requestTimeoutMs} ms)`, {
+      value: requestTimeoutMs,
+      hint: 'send the whole request at once, or raise http.requestTimeoutMs for slow links',
+    });
+  }
+  if (err.code === 'HPE_HEADER_OVERFLOW') return new HttpError('headers-too-large', 'the request headers are too large', { hint: 'send fewer or shorter headers' });
+  return new HttpError('bad-request', `malformed HTTP request (${err.code ?? err.message})`, { value: err.code, hint: 'send HTTP/1.1' });
+}
+
+/** Status, catalogued code and one-line message of any error a request can end in. */
+function describeFailure(err: unknown, contentType: string | undefined): { status: number; code: string; message: string } {
+  if (err instanceof CalibdError) {
+    // Typed errors that carry a status are the caller's fault or a known state; others are ours.
+    const status = 'status' in err && typeof err.status === 'number' ? err.status : 500;
+    return { status, code: err.code, message: err.oneLine() };
+  }
+  const status = (err as FastifyError).statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    const refusal = frameworkRefusal(err as FastifyError, contentType);
+    return { status: refusal.status, code: refusal.code, message: refusal.oneLine() };
+  }
+  // Unexpected failures are logged in full but not described to the client.
+  return { status: 500, code: 'internal', message: 'internal server error' };
+}
+
+/** Refusals Fastify makes before a route runs, as catalogued errors. */
+function frameworkRefusal(err: FastifyError, contentType: string | undefined): HttpError {
+  if (err.statusCode === 415) {
+    return new HttpError('unsupported-media-type', `unsupported content type '${contentType ?? ''}'`, {
+      value: contentType,
+      hint: 'send application/json, or application/octet-stream for the binary tensor extension',
+    });
+  }
+  return new HttpError('bad-request', err.message, { hint: 'check the request line, headers and Content-Length' });
 }

@@ -2,6 +2,7 @@
 // to expose the agent's admin actions, without importing the agent itself.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { HttpConfig } from '../config/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
 
 export interface ApiDeps {
@@ -29,12 +30,11 @@ export interface AdminControl {
   calibrations(): unknown[];
 }
 
-export interface ApiOptions {
-  host: string;
-  port: number;
-  /** When set, admin routes and /metrics need `Authorization: Bearer <token>`. */
-  token?: string;
-  maxBodyBytes: number;
+/**
+ * The config's http section (see src/config/schema.ts for each key; with a token, admin
+ * routes and /metrics need `Authorization: Bearer <token>`), and a logger.
+ */
+export interface ApiOptions extends HttpConfig {
   /** A pino logger (or any Fastify-compatible one); no request logging when absent. */
   logger?: FastifyBaseLogger;
 }

@@ -38,7 +38,7 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
         admin: agent,
         metrics: agentMetrics(agent),
       },
-      { host: config.http.host, port: config.http.port, token: config.http.token, maxBodyBytes: config.http.maxBodyBytes, logger },
+      { ...config.http, logger },
     );
     ({ port } = await api.listen());
   } catch (err) {

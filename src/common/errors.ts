@@ -56,3 +56,20 @@ export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message;
   return String(err);
 }
+
+/** Longest stretch of a caller's value quoted in an error message. */
+const PRINTABLE_CHARS = 40;
+
+/**
+ * A caller's text as it may appear inside a one-line error: control and line-separator
+ * characters escaped, cut to 40 characters.
+ */
+export function printable(text: string): string {
+  const cut = text.length > PRINTABLE_CHARS ? `${text.slice(0, PRINTABLE_CHARS)}…` : text;
+  return cut.replace(/[\u0000-\u001f\u007f\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+/** A value parsed from JSON as it may appear inside a one-line error: its JSON text, printable. */
+export function printableJson(value: unknown): string {
+  return printable(JSON.stringify(value) ?? String(value));
+}

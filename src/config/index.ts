@@ -7,11 +7,13 @@ export {
   calibrationMethods,
   redactedConfig,
   SECRET_KEYS,
+  httpSchema,
   logLevels,
   sanitizeDeviceId,
   type CalibdConfig,
   type CalibdConfigInput,
   type CalibrationMethod,
+  type HttpConfig,
   type LogLevel,
 } from './schema.js';
 export { loadConfig, parseConfig, envBindings, type LoadConfigOptions } from './load.js';

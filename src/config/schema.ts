@@ -30,6 +30,14 @@ export const httpSchema = z.strictObject({
   port: z.int().min(0).max(65535).default(8080),
   token: secret(nonEmpty).optional(),
   maxBodyBytes: z.int().min(1024).default(8 * MiB),
+  // Slow clients must not hold connections on a small device: a request (headers and body)
+  // still arriving after requestTimeoutMs is answered 408 and its connection closed. 30 s
+  // lets a full 8 MiB body through at about 2.2 Mbit/s.
+  requestTimeoutMs: z.int().min(1000).default(30_000),
+  /** An idle keep-alive connection is closed after this long. */
+  keepAliveTimeoutMs: z.int().min(100).default(5_000),
+  /** Most open connections; further ones are closed as they arrive. */
+  maxConnections: z.int().min(1).default(64),
 });
 
 export const samplingSchema = z.strictObject({
@@ -196,6 +204,7 @@ export const calibdConfigSchema = z
   .transform((c) => ({ ...c, modelName: c.modelName ?? basename(c.model, extname(c.model)) }));
 
 export type CalibdConfig = z.output<typeof calibdConfigSchema>;
+export type HttpConfig = z.output<typeof httpSchema>;
 
 /** Dotted paths of every secret key (e.g. 'http.token'), read off the schema once. */
 export const SECRET_KEYS: readonly string[] = secretPaths(calibdConfigSchema);

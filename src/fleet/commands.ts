@@ -1,8 +1,9 @@
 // The commands a device answers over MQTT, as plain functions of the agent: argument
 // checking first (a bad argument is an error with no state change), then one agent call.
 
+import { recalibrateRequest, refuseUnknownFields, rollbackRequest } from '../agent/requests.js';
 import { CalibdError, OptionError } from '../common/errors.js';
-import { calibrationMethods, isRuntimeTunableKey, redactedConfig, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
+import { isRuntimeTunableKey, redactedConfig, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
 import type { CommandName } from './topics.js';
 
 /** What the commands need from CalibrationAgent (it satisfies this structurally). */
@@ -18,16 +19,15 @@ export interface CommandTarget {
 /** Fields any request may carry besides its arguments. */
 const ENVELOPE = new Set(['transaction', 'ts', 'sig']);
 
+/** A request's own fields, without the envelope. */
+function fieldsOf(body: Record<string, unknown>): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(body).filter(([k]) => !ENVELOPE.has(k)));
+}
+
 function args(command: string, body: Record<string, unknown>, allowed: string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(body)) {
-    if (ENVELOPE.has(k)) continue;
-    if (!allowed.includes(k)) {
-      throw new OptionError(`${command}: unknown field '${k}'`, { value: k, hint: allowed.length ? `allowed: ${allowed.join(', ')}` : 'this command takes no arguments' });
-    }
-    out[k] = v;
-  }
-  return out;
+  const fields = fieldsOf(body);
+  refuseUnknownFields(command, fields, allowed);
+  return fields;
 }
 
 function readKey(config: CalibdConfig, key: string): unknown {
@@ -43,21 +43,10 @@ function readKey(config: CalibdConfig, key: string): unknown {
 
 export async function runCommand(agent: CommandTarget, command: CommandName, body: Record<string, unknown>): Promise<unknown> {
   switch (command) {
-    case 'recalibrate': {
-      const a = args(command, body, ['method', 'full']);
-      if (a.method !== undefined && !(calibrationMethods as readonly unknown[]).includes(a.method)) {
-        throw new OptionError(`unknown calibration method '${String(a.method)}'`, { value: a.method, hint: `use one of ${calibrationMethods.join(', ')}` });
-      }
-      if (a.full !== undefined && typeof a.full !== 'boolean') throw new OptionError(`'full' must be true or false`, { value: a.full });
-      return agent.recalibrate({ method: a.method as string | undefined, full: a.full as boolean | undefined });
-    }
-    case 'rollback': {
-      const a = args(command, body, ['version']);
-      if (a.version !== undefined && !(Number.isInteger(a.version) && (a.version as number) > 0)) {
-        throw new OptionError(`'version' must be a positive integer`, { value: a.version });
-      }
-      return agent.rollback({ version: a.version as number | undefined });
-    }
+    case 'recalibrate':
+      return agent.recalibrate(recalibrateRequest(fieldsOf(body)));
+    case 'rollback':
+      return agent.rollback(rollbackRequest(fieldsOf(body)));
     case 'status':
       args(command, body, []);
       return agent.status();

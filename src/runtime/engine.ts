@@ -7,6 +7,7 @@
 
 import { performance } from 'node:perf_hooks';
 import { CalibdError, ModelError } from '../common/index.js';
+import { printable } from '../common/errors.js';
 import { DataType, GraphIndex, parseModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import { createSession, ort } from './session.js';
 
@@ -258,14 +259,14 @@ export class InferenceEngine {
     const names = Object.keys(inputs);
     for (const name of names) {
       if (!expected.has(name)) {
-        throw new RequestError(`unknown input '${name}'`, { value: name, hint: `the model's inputs are: ${[...expected.keys()].join(', ')}` });
+        throw new RequestError(`unknown input '${printable(name)}'`, { value: name, hint: `the model's inputs are: ${[...expected.keys()].join(', ')}` });
       }
     }
     for (const m of this.iface.inputs) {
       const input = inputs[m.name];
       if (!input) throw new RequestError(`missing input '${m.name}'`, { value: m.name, hint: `send ${m.datatype} ${shapeText(m.dims)}` });
       if (input.datatype !== m.datatype) {
-        throw new RequestError(`input '${m.name}' has datatype ${String(input.datatype)}, expected ${m.datatype}`, { value: input.datatype });
+        throw new RequestError(`input '${m.name}' has datatype ${printable(String(input.datatype))}, expected ${m.datatype}`, { value: input.datatype });
       }
       const shape = input.shape;
       if (!Array.isArray(shape) || shape.length !== m.dims.length) {

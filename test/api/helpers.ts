@@ -1,6 +1,7 @@
 // Shared pieces for the API tests: a small but real AdminControl that keeps a version list,
 // a started server on an ephemeral loopback port, and a KServe request builder.
 import { CalibdError } from '../../src/common/index.js';
+import { httpSchema } from '../../src/config/index.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { createApiServer, type AdminControl, type ApiDeps, type ApiOptions, type ApiServer } from '../../src/api/index.js';
 import { InferenceEngine, createSession, ort } from '../../src/runtime/index.js';
@@ -66,10 +67,7 @@ export async function startServer(
 ): Promise<Started> {
   const engine = await InferenceEngine.create(modelA, { name: 'mnist', version: 1, maxBatch: 16 });
   const admin = new VersionListAdmin(engine);
-  const server = createApiServer(
-    { engine, admin, modelName: 'mnist', ...extra },
-    { host: '127.0.0.1', port: 0, maxBodyBytes: 1024 * 1024, ...opts },
-  );
+  const server = createApiServer({ engine, admin, modelName: 'mnist', ...extra }, apiOptions({ maxBodyBytes: 1024 * 1024, ...opts }));
   const { port } = await server.listen();
   return {
     server,
@@ -81,6 +79,11 @@ export async function startServer(
       await engine.close();
     },
   };
+}
+
+/** The config's http defaults on an ephemeral loopback port, with `over` on top. */
+export function apiOptions(over: Partial<ApiOptions> = {}): ApiOptions {
+  return { ...httpSchema.parse({ port: 0 }), ...over };
 }
 
 export function inferBody(batch: number, seed: number, id?: string) {

@@ -105,54 +105,78 @@ describe('KServe v2 API', () => {
 
   const infer = (body: unknown) => postJson(`${s.base}/v2/models/mnist/infer`, body);
   const input = (over: Record<string, unknown>) => ({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', data: Array(PIXELS).fill(0), ...over }] });
-  type Call = () => Promise<{ status: number; body: { error: string } }>;
-  const cases: [string, Call, number, RegExp][] = [
-    ['unknown model', () => postJson(`${s.base}/v2/models/other/infer`, input({})), 404, /unknown model 'other'/],
-    ['inactive version', () => postJson(`${s.base}/v2/models/mnist/versions/9/infer`, input({})), 404, /no version '9'/],
-    ['unknown route', async () => { const r = await fetch(`${s.base}/v3/nothing`); return { status: r.status, body: await r.json() }; }, 404, /no route GET \/v3\/nothing/],
+  type Call = () => Promise<{ status: number; body: { error: string; code: string } }>;
+  const cases: [string, Call, number, string, RegExp][] = [
+    ['unknown model', () => postJson(`${s.base}/v2/models/other/infer`, input({})), 404, 'unknown-model', /unknown model 'other'/],
+    ['inactive version', () => postJson(`${s.base}/v2/models/mnist/versions/9/infer`, input({})), 404, 'unknown-model', /no version '9'/],
+    ['unknown route', async () => { const r = await fetch(`${s.base}/v3/nothing`); return { status: r.status, body: await r.json() }; }, 404, 'no-route', /no route GET \/v3\/nothing/],
     ['bad JSON', async () => {
       const r = await fetch(`${s.base}/v2/models/mnist/infer`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"inputs": [' });
       return { status: r.status, body: await r.json() };
-    }, 400, /not valid JSON/],
-    ['no inputs', () => infer({}), 400, /no "inputs" array/],
-    ['unknown input', () => infer({ inputs: [...input({}).inputs, { name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), 400, /unknown input 'x'/],
-    ['wrong datatype', () => infer(input({ datatype: 'INT64' })), 400, /datatype INT64, expected FP32/],
-    ['wrong shape', () => infer(input({ shape: [1, 28, 28] })), 400, /rank 3, expected 4/],
-    ['wrong fixed dim', () => infer(input({ shape: [1, 3, 28, 28] })), 400, /dim 1 = 3, expected 1/],
-    ['wrong data length', () => infer(input({ data: [1, 2, 3] })), 400, /3 values, shape \[1,1,28,28\] needs 784/],
-    ['non-number data', () => infer(input({ data: ['a'] })), 400, /holds "a", not a number/],
-    ['batch over the limit', () => infer(input({ shape: [17, 1, 28, 28], data: Array(17 * PIXELS).fill(0) })), 400, /batch 17, more than the limit 16/],
-    ['unknown output', () => infer({ ...input({}), outputs: [{ name: 'probs' }] }), 400, /unknown output 'probs'/],
-    ['oversize body', () => infer(input({ data: Array(300_000).fill(0.5) })), 413, /larger than http.maxBodyBytes/],
+    }, 400, 'invalid-json', /not valid JSON/],
+    ['no inputs', () => infer({}), 400, 'invalid-request', /no "inputs" array/],
+    ['unknown input', () => infer({ inputs: [...input({}).inputs, { name: 'x', shape: [1], datatype: 'FP32', data: [1] }] }), 400, 'request', /unknown input 'x'/],
+    ['unknown input whose name breaks the line', () => infer({ inputs: [...input({}).inputs, { name: 'x\ny', shape: [1], datatype: 'FP32', data: [1] }] }), 400, 'request', /^unknown input 'x\\u000ay'/],
+    ['wrong datatype', () => infer(input({ datatype: 'INT64' })), 400, 'request', /datatype INT64, expected FP32/],
+    ['wrong shape', () => infer(input({ shape: [1, 28, 28] })), 400, 'request', /rank 3, expected 4/],
+    ['wrong fixed dim', () => infer(input({ shape: [1, 3, 28, 28], data: Array(3 * PIXELS).fill(0) })), 400, 'request', /dim 1 = 3, expected 1/],
+    ['wrong data length', () => infer(input({ data: [1, 2, 3] })), 400, 'shape-mismatch', /3 values, shape \[1,1,28,28\] needs 784/],
+    ['ragged nested data of the right count', () => infer(input({ data: [[Array.from({ length: 28 }, (_, row) => Array(row === 0 ? 29 : row === 1 ? 27 : 28).fill(0))]] })), 400, 'shape-mismatch', /data\[0\]\[0\]\[0\] has more than the 28 items/],
+    ['non-number data', () => infer(input({ data: ['a'] })), 400, 'invalid-request', /holds "a", not a number/],
+    ['an infinite value in JSON data (1e999)', async () => {
+      const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/json' },
+        body: `{"inputs":[{"name":"input","shape":[1,1,28,28],"datatype":"FP32","data":[${Array(PIXELS).fill(0).map((v, i) => (i === 100 ? '1e999' : v)).join(',')}]}]}`,
+      });
+      return { status: r.status, body: await r.json() };
+    }, 400, 'non-finite', /input 'input' value 100 \(at \[0,0,3,16\]\) is 1e999, not a finite FP32 number/],
+    ['NaN in binary data', async () => {
+      const bin = binaryRequest({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 4 * PIXELS } }] }, [new Float32Array(PIXELS).fill(NaN)]);
+      const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) }, body: bin.body,
+      });
+      return { status: r.status, body: await r.json() };
+    }, 400, 'non-finite', /input 'input' value 0 \(at \[0,0,0,0\]\) is NaN/],
+    ['batch over the limit', () => infer(input({ shape: [17, 1, 28, 28], data: Array(17 * PIXELS).fill(0) })), 400, 'request', /batch 17, more than the limit 16/],
+    ['unknown output', () => infer({ ...input({}), outputs: [{ name: 'probs' }] }), 400, 'request', /unknown output 'probs'/],
+    ['oversize body', () => infer(input({ data: Array(300_000).fill(0.5) })), 413, 'body-too-large', /larger than http.maxBodyBytes/],
     ['unsupported content type', async () => {
       const r = await fetch(`${s.base}/v2/models/mnist/infer`, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'hi' });
       return { status: r.status, body: await r.json() };
-    }, 415, /unsupported content type/],
+    }, 415, 'unsupported-media-type', /unsupported content type/],
     ['binary body without its header length', async () => {
       const r = await fetch(`${s.base}/v2/models/mnist/infer`, { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: new Uint8Array(16) });
       return { status: r.status, body: await r.json() };
-    }, 400, /needs the Inference-Header-Content-Length/],
+    }, 400, 'invalid-binary-header', /needs the Inference-Header-Content-Length/],
+    ['a hexadecimal header length', async () => {
+      const bin = binaryRequest({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 4 * PIXELS } }] }, [new Float32Array(PIXELS)]);
+      const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
+        method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': `0x${bin.headerLength.toString(16)}` }, body: bin.body,
+      });
+      return { status: r.status, body: await r.json() };
+    }, 400, 'invalid-binary-header', /Inference-Header-Content-Length '0x[0-9a-f]+' is not a decimal byte count: send .* as decimal digits/],
     ['binary size beyond the body', async () => {
       const bin = binaryRequest({ inputs: [{ name: 'input', shape: [1, 1, 28, 28], datatype: 'FP32', parameters: { binary_data_size: 4 * PIXELS } }] }, [new Float32Array(10)]);
       const r = await fetch(`${s.base}/v2/models/mnist/infer`, {
         method: 'POST', headers: { 'content-type': 'application/octet-stream', 'inference-header-content-length': String(bin.headerLength) }, body: bin.body,
       });
       return { status: r.status, body: await r.json() };
-    }, 400, /declares 3136 binary bytes but only 40 follow/],
+    }, 400, 'binary-size', /declares 3136 binary bytes but only 40 follow/],
   ];
-  it.each(cases.map(([name, call, status, message]) => ({ name, call, status, message })))('$name → $status with an {error} body, never reaching ORT', async ({ call, status, message }) => {
+  it.each(cases.map(([name, call, status, code, message]) => ({ name, call, status, code, message })))('$name → $status $code with an {error, code} body, never reaching ORT', async ({ call, status, code, message }) => {
     const before = s.engine.stats();
     const res = await call();
     expect(res.status).toBe(status);
-    expect(Object.keys(res.body)).toEqual(['error']);
-    expect(res.body.error).toMatch(message);
+    expect(res.body).toEqual({ error: expect.stringMatching(message), code });
     expect(s.engine.stats()).toEqual(before);
   });
 
-  it('echoes the request id in error bodies', async () => {
-    const res = await infer({ id: 'abc', ...input({ shape: [1, 1, 28] }) });
+  it('echoes the request id in error bodies, from the engine and from decoding', async () => {
+    const res = await infer({ id: 'abc', ...input({ shape: [1, 1, 28], data: Array(28).fill(0) }) });
     expect(res.status).toBe(400);
-    expect(res.body).toEqual({ error: expect.stringMatching(/rank 3/), id: 'abc' });
+    expect(res.body).toEqual({ error: expect.stringMatching(/rank 3/), code: 'request', id: 'abc' });
+    const undecodable = await infer({ id: 'def', ...input({ shape: [1, 1, 28] }) });
+    expect(undecodable.body).toEqual({ error: expect.stringMatching(/784 values, shape \[1,1,28\] needs 28/), code: 'shape-mismatch', id: 'def' });
   });
 
   it('serves admin routes and maps agent errors to 400', async () => {
@@ -162,6 +186,13 @@ describe('KServe v2 API', () => {
     expect(s.admin.calls.at(-1)).toEqual({ op: 'recalibrate', req: { method: 'entropy', full: true } });
 
     expect((await postJson(`${s.base}/v2/calibd/recalibrate`, { full: 'yes' })).status).toBe(400);
+    const callsBefore = s.admin.calls.length;
+    // Unknown fields are refused as over MQTT, naming the field, and the agent is not called.
+    const misspelt = await postJson(`${s.base}/v2/calibd/recalibrate`, { method: 'entropy', fulll: true });
+    expect(misspelt).toMatchObject({ status: 400, body: { error: "recalibrate: unknown field 'fulll': allowed: method, full", code: 'option' } });
+    const extra = await postJson(`${s.base}/v2/calibd/rollback`, { version: 1, force: true });
+    expect(extra).toMatchObject({ status: 400, body: { error: "rollback: unknown field 'force': allowed: version", code: 'option' } });
+    expect(s.admin.calls.length).toBe(callsBefore);
     const cals = await (await fetch(`${s.base}/v2/calibd/calibrations`)).json();
     expect(cals.calibrations.map((c: { version: number }) => c.version)).toEqual([1, 2]);
     expect(await (await fetch(`${s.base}/v2/calibd/status`)).json()).toEqual({ activeVersion: 1, versions: 2 });
@@ -170,11 +201,11 @@ describe('KServe v2 API', () => {
     expect(ok).toMatchObject({ status: 200, body: { version: 1 } });
     const bad = await postJson(`${s.base}/v2/calibd/rollback`, { version: 42 });
     expect(bad.status).toBe(400);
-    expect(bad.body.error).toMatch(/no calibration version 42/);
+    expect(bad.body).toEqual({ error: expect.stringMatching(/no calibration version 42/), code: 'version' });
 
     s.admin.failNext = new TypeError('disk on fire');
     const boom = await postJson(`${s.base}/v2/calibd/recalibrate`, {});
-    expect(boom).toEqual(expect.objectContaining({ status: 500, body: { error: 'internal server error' } }));
+    expect(boom).toEqual(expect.objectContaining({ status: 500, body: { error: 'internal server error', code: 'internal' } }));
   });
 
   it('exposes request counts, latency, in-flight, version and the daemon registry on /metrics', async () => {
@@ -184,6 +215,10 @@ describe('KServe v2 API', () => {
     expect(text).toMatch(/calibd_http_requests_total\{route="\/v2\/models\/:name\/infer",method="POST",status="200"\} \d+/);
     expect(text).toMatch(/calibd_http_requests_total\{route="\/v2\/models\/:name\/infer",method="POST",status="400"\} \d+/);
     expect(text).toMatch(/calibd_inference_duration_seconds_count \d+/);
+    // The 4xx cases above, counted by their codes.
+    expect(text).toMatch(/calibd_http_errors_total\{code="invalid-json"\} [1-9]/);
+    expect(text).toMatch(/calibd_http_errors_total\{code="request"\} [1-9]/);
+    expect(text).toMatch(/calibd_http_errors_total\{code="non-finite"\} 2/);
     expect(text).toMatch(/calibd_inferences_in_flight 0/);
     expect(text).toMatch(/calibd_calibration_version 1/);
     expect(text).toMatch(/calibd_samples_stored_total 3/);
@@ -196,7 +231,7 @@ describe('readiness', () => {
     await s.engine.close();
     const res = await fetch(`${s.base}/v2/health/ready`);
     expect(res.status).toBe(503);
-    expect(await res.json()).toEqual({ error: 'no model is loaded' });
+    expect(await res.json()).toEqual({ error: expect.stringMatching(/^no model is loaded/), code: 'not-ready' });
     const inf = await postJson(`${s.base}/v2/models/mnist/infer`, inferBody(1, 1).body);
     expect(inf.status).toBe(503);
     await s.server.close();

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { OptionError } from '../../src/common/index.js';
 import { createApiServer, InsecureBindError, isLoopback } from '../../src/api/index.js';
 import { InferenceEngine } from '../../src/runtime/index.js';
-import { inferBody, modelA, postJson, startServer, VersionListAdmin, type Started } from './helpers.js';
+import { apiOptions, inferBody, modelA, postJson, startServer, VersionListAdmin, type Started } from './helpers.js';
 
 describe('bearer token', () => {
   let s: Started;
@@ -20,7 +20,7 @@ describe('bearer token', () => {
     for (const auth of [undefined, 'Bearer wrong', 'Basic s3cret', 'Bearer ']) {
       const res = await fetch(`${s.base}${path}`, { headers: auth ? { authorization: auth } : {} });
       expect(res.status).toBe(401);
-      expect(await res.json()).toEqual({ error: expect.stringMatching(/Authorization: Bearer/) });
+      expect(await res.json()).toEqual({ error: expect.stringMatching(/Authorization: Bearer/), code: 'unauthorized' });
     }
     expect((await fetch(`${s.base}${path}`, { headers: { authorization: 'Bearer s3cret' } })).status).toBe(200);
   });
@@ -50,11 +50,11 @@ describe('bind address', () => {
     const engine = await InferenceEngine.create(modelA, { version: 1 });
     const deps = { engine, admin: new VersionListAdmin(engine), modelName: 'mnist' };
     try {
-      const make = () => createApiServer(deps, { host: '0.0.0.0', port: 0, maxBodyBytes: 1 << 20 });
+      const make = () => createApiServer(deps, apiOptions({ host: '0.0.0.0' }));
       expect(make).toThrow(InsecureBindError);
       expect(make).toThrow(OptionError);
       expect(make).toThrow(/refusing to listen on 0.0.0.0 without an API token/);
-      const server = createApiServer(deps, { host: '0.0.0.0', port: 0, maxBodyBytes: 1 << 20, token: 't' });
+      const server = createApiServer(deps, apiOptions({ host: '0.0.0.0', token: 't' }));
       const { port } = await server.listen();
       expect(port).toBeGreaterThan(0);
       await server.close();
@@ -74,7 +74,7 @@ describe('logging', () => {
     try {
       s.admin.failNext = new TypeError('disk on fire');
       const res = await postJson(`${s.base}/v2/calibd/recalibrate`, {});
-      expect(res).toMatchObject({ status: 500, body: { error: 'internal server error' } });
+      expect(res).toMatchObject({ status: 500, body: { error: 'internal server error', code: 'internal' } });
       expect(lines.some((l) => l.includes('disk on fire'))).toBe(true);
     } finally {
       await s.stop();

@@ -38,7 +38,7 @@ describe('defaults', () => {
     expect(c.deviceId).toBe(sanitizeDeviceId(hostname()));
     expect(c.deviceId).toMatch(/^[A-Za-z0-9_-]+$/);
     expect(c.stateDir).toBe(resolve('./var'));
-    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, maxBodyBytes: 8 * 1024 * 1024 });
+    expect(c.http).toEqual({ host: '127.0.0.1', port: 8080, maxBodyBytes: 8 * 1024 * 1024, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnections: 64 });
     expect(c.threads).toBe(1);
     expect(c.sampling).toEqual({ oneIn: 10, maxRows: 5000, maxBytes: 256 * 1024 * 1024, maxAgeHours: 168 });
     expect(c.recalibration).toEqual({

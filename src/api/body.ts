@@ -1,0 +1,82 @@
+// Request bodies as they arrive: bytes counted against http.maxBodyBytes, and JSON nesting
+// gauged chunk by chunk, so a body that can only be refused is refused at its first
+// kilobytes instead of after megabytes have been buffered. A body that passes is handed to
+// the routes whole, as bytes; they decode it with the bounded readers.
+
+import type { IncomingHttpHeaders } from 'node:http';
+import type { Readable } from 'node:stream';
+import { HttpError } from './errors.js';
+import { JsonDepthGauge } from './json-reader.js';
+import { BINARY_HEADER, decimalByteCount } from './protocol.js';
+
+/** A request body as received; routes decode it themselves. */
+export class RawBody {
+  constructor(
+    readonly bytes: Buffer,
+    /** Sent as application/octet-stream rather than application/json. */
+    readonly octetStream: boolean,
+    /** Why the body was refused while it arrived; a hook answers with it before any route runs. */
+    readonly refusal?: HttpError,
+  ) {}
+}
+
+/**
+ * Reads one body. A body refused by its nesting resolves early with the refusal, rather
+ * than rejecting: Fastify closes the connection after a parser error, and a client still
+ * sending would then likely see a reset instead of the 400. The rest of it drains unbuffered.
+ * Only a body over the size limit is rejected, so that no more of it is read.
+ */
+export function readBody(payload: Readable, headers: IncomingHttpHeaders, opts: { maxBodyBytes: number; octetStream: boolean }): Promise<RawBody> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let received = 0;
+    let settled = false;
+    const settle = (outcome: RawBody | Error) => {
+      settled = true;
+      chunks.length = 0;
+      if (outcome instanceof RawBody) resolve(outcome);
+      else reject(outcome);
+    };
+    const gauge = jsonGauge(headers, opts.octetStream);
+    payload.on('data', (chunk: Buffer) => {
+      received += chunk.length;
+      if (received > opts.maxBodyBytes) {
+        if (!settled) settle(bodyTooLarge(opts.maxBodyBytes));
+        // A refused body that keeps coming past the limit (chunked) is not drained forever.
+        else payload.destroy();
+        return;
+      }
+      if (settled) return;
+      try {
+        gauge.feed(chunk);
+      } catch (err) {
+        return settle(new RawBody(Buffer.alloc(0), opts.octetStream, err as HttpError));
+      }
+      chunks.push(chunk);
+    });
+    payload.on('end', () => {
+      if (!settled) settle(new RawBody(Buffer.concat(chunks, received), opts.octetStream));
+    });
+    payload.on('error', (err) => {
+      if (!settled) settle(err);
+    });
+    // A declared length over the limit is refused before a byte is read.
+    if (Number(headers['content-length']) > opts.maxBodyBytes) settle(bodyTooLarge(opts.maxBodyBytes));
+  });
+}
+
+/** Gauges the JSON part: all of a JSON body, the header of a binary one, nothing when unknown. */
+function jsonGauge(headers: IncomingHttpHeaders, octetStream: boolean): JsonDepthGauge {
+  const headerLength = headers[BINARY_HEADER];
+  if (headerLength === undefined) return new JsonDepthGauge('the body', octetStream ? 0 : Infinity);
+  // A malformed length is refused once the body is whole; until then there is no JSON part to gauge.
+  const n = typeof headerLength === 'string' ? decimalByteCount(headerLength) : undefined;
+  return new JsonDepthGauge('the JSON header', n ?? 0);
+}
+
+function bodyTooLarge(maxBodyBytes: number): HttpError {
+  return new HttpError('body-too-large', `the request body is larger than http.maxBodyBytes (${maxBodyBytes} bytes)`, {
+    value: maxBodyBytes,
+    hint: 'split the batch, or send tensors with the binary tensor extension (4 bytes per value)',
+  });
+}
