@@ -26,6 +26,9 @@ export class RawBody {
  * sending would then likely see a reset instead of the 400. The rest of it drains unbuffered.
  * Only a body over the size limit is rejected, so that no more of it is read.
  */
+/** Bytes past the limit still read (and dropped) after a 413, before the connection is cut. */
+const DRAIN_AFTER_REFUSAL_BYTES = 1024 * 1024;
+
 export function readBody(payload: Readable, headers: IncomingHttpHeaders, opts: { maxBodyBytes: number; octetStream: boolean }): Promise<RawBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
@@ -42,8 +45,10 @@ export function readBody(payload: Readable, headers: IncomingHttpHeaders, opts: 
       received += chunk.length;
       if (received > opts.maxBodyBytes) {
         if (!settled) settle(bodyTooLarge(opts.maxBodyBytes));
-        // A refused body that keeps coming past the limit (chunked) is not drained forever.
-        else payload.destroy();
+        // The rest of a refused body is read and dropped, so a client still sending gets to
+        // read its 413 rather than a reset; one that keeps sending well past the limit
+        // (chunked, endless) is cut off.
+        else if (received > opts.maxBodyBytes + DRAIN_AFTER_REFUSAL_BYTES) payload.destroy();
         return;
       }
       if (settled) return;
