@@ -57,8 +57,9 @@ export function readBody(payload: Readable, headers: IncomingHttpHeaders, opts: 
     payload.on('end', () => {
       if (!settled) settle(new RawBody(Buffer.concat(chunks, received), opts.octetStream));
     });
+    // The client went away (or a timeout cut it off) mid-body.
     payload.on('error', (err) => {
-      if (!settled) settle(err);
+      if (!settled) settle(new HttpError('bad-request', 'the request body stopped before it was complete', { cause: err, hint: 'send the whole body' }));
     });
     // A declared length over the limit is refused before a byte is read.
     if (Number(headers['content-length']) > opts.maxBodyBytes) settle(bodyTooLarge(opts.maxBodyBytes));
