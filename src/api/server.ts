@@ -125,7 +125,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     const headerLength = req.headers[BINARY_HEADER];
     const envelope = readInferEnvelope({ bytes: body.bytes, octetStream: body.octetStream, headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength });
     if (envelope.id !== undefined) requestIds.set(req, envelope.id);
-    const decoded = decodeInferRequest(envelope);
+    const decoded = decodeInferRequest(envelope, (declared) => engine.checkDeclared(declared));
     const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
     for (const o of wanted) {
       if (!engine.outputsMeta.some((m) => m.name === o.name)) {
