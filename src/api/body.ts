@@ -21,52 +21,51 @@ export class RawBody {
 }
 
 /**
- * Reads one body. A body refused by its nesting resolves early with the refusal, rather
- * than rejecting: Fastify closes the connection after a parser error, and a client still
- * sending would then likely see a reset instead of the 400. The rest of it drains unbuffered.
- * Only a body over the size limit is rejected, so that no more of it is read.
+ * Reads one body. A body over the size limit is rejected: Fastify answers 413 and closes the
+ * connection, and nothing more is kept. A body refused by its nesting instead resolves early
+ * with the refusal: rejecting would close the connection too, and a client still sending
+ * would then likely see a reset instead of the 400. The rest of it drains unbuffered, up to
+ * the size limit.
  */
-/** Bytes past the limit still read (and dropped) after a 413, before the connection is cut. */
-const DRAIN_AFTER_REFUSAL_BYTES = 1024 * 1024;
-
 export function readBody(payload: Readable, headers: IncomingHttpHeaders, opts: { maxBodyBytes: number; octetStream: boolean }): Promise<RawBody> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     let received = 0;
-    let settled = false;
-    const settle = (outcome: RawBody | Error) => {
-      settled = true;
+    let state: 'reading' | 'draining' | 'rejected' = 'reading';
+    const rejectWith = (err: HttpError) => {
+      state = 'rejected';
       chunks.length = 0;
-      if (outcome instanceof RawBody) resolve(outcome);
-      else reject(outcome);
+      reject(err);
     };
     const gauge = jsonGauge(headers, opts.octetStream);
     payload.on('data', (chunk: Buffer) => {
+      if (state === 'rejected') return;
       received += chunk.length;
       if (received > opts.maxBodyBytes) {
-        if (!settled) settle(bodyTooLarge(opts.maxBodyBytes));
-        // The rest of a refused body is read and dropped, so a client still sending gets to
-        // read its 413 rather than a reset; one that keeps sending well past the limit
-        // (chunked, endless) is cut off.
-        else if (received > opts.maxBodyBytes + DRAIN_AFTER_REFUSAL_BYTES) payload.destroy();
+        if (state === 'reading') rejectWith(bodyTooLarge(opts.maxBodyBytes));
+        // A refused body (chunked) that keeps coming past the limit is not drained forever.
+        else payload.destroy();
         return;
       }
-      if (settled) return;
+      if (state === 'draining') return;
       try {
         gauge.feed(chunk);
+        chunks.push(chunk);
       } catch (err) {
-        return settle(new RawBody(Buffer.alloc(0), opts.octetStream, err as HttpError));
+        state = 'draining';
+        chunks.length = 0;
+        resolve(new RawBody(Buffer.alloc(0), opts.octetStream, err as HttpError));
       }
-      chunks.push(chunk);
     });
     payload.on('end', () => {
-      if (!settled) settle(new RawBody(Buffer.concat(chunks, received), opts.octetStream));
+      if (state === 'reading') resolve(new RawBody(Buffer.concat(chunks, received), opts.octetStream));
     });
+    // The client went away (or a timeout cut it off) mid-body.
     payload.on('error', (err) => {
-      if (!settled) settle(err);
+      if (state === 'reading') rejectWith(new HttpError('bad-request', 'the request body stopped before it was complete', { cause: err, hint: 'send the whole body' }));
     });
     // A declared length over the limit is refused before a byte is read.
-    if (Number(headers['content-length']) > opts.maxBodyBytes) settle(bodyTooLarge(opts.maxBodyBytes));
+    if (Number(headers['content-length']) > opts.maxBodyBytes) rejectWith(bodyTooLarge(opts.maxBodyBytes));
   });
 }
 

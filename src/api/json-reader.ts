@@ -52,7 +52,7 @@ export function sourceSnippet(bytes: Buffer, at: number, end = bytes.length): st
 }
 
 export class JsonReader {
-  pos = 0;
+  private pos = 0;
   private built = 0;
 
   /** `what` names the bytes in error messages: "the body", "the JSON header". */
@@ -78,9 +78,7 @@ export class JsonReader {
     return p < b.length ? b[p] : -1;
   }
 
-  /**
-   * Builds the next value as JSON.parse would. `depth` counts the containers around it.
-   */
+  /** Builds the next value as JSON.parse would. `depth` counts the containers around it. */
   build(depth: number): unknown {
     this.noteBuilt();
     const c = this.peek();
@@ -161,7 +159,7 @@ export class JsonReader {
     return c === closing;
   }
 
-  syntaxError(expected: string): HttpError {
+  private syntaxError(expected: string): HttpError {
     const found = this.pos < this.bytes.length ? `'${sourceSnippet(this.bytes, this.pos)}'` : 'the end';
     return new HttpError('invalid-json', `${this.what} is not valid JSON: expected ${expected} at byte ${this.pos}, found ${found}`, {
       value: this.pos,
@@ -272,7 +270,7 @@ export class JsonReader {
   }
 
   /** End of the number literal starting at `start`, per JSON's grammar. */
-  scanNumber(start: number): number {
+  private scanNumber(start: number): number {
     const b = this.bytes;
     let p = start;
     if (b[p] === MINUS) p++;

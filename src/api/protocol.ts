@@ -6,7 +6,7 @@
 // values); whether a tensor fits the model is the engine's call, so every fit error reads
 // the same whatever the encoding was.
 
-import type { InferInput, InferOutput, OutputData } from '../runtime/index.js';
+import type { DeclaredInput, InferInput, InferOutput, OutputData } from '../runtime/index.js';
 import { printable, printableJson } from '../common/errors.js';
 import { HttpError } from './errors.js';
 import { JSON_BYTE, JsonReader, JsonSpan, setOwn } from './json-reader.js';
@@ -52,9 +52,12 @@ interface WireInput {
 const REQUEST_FIELDS = new Set(['id', 'parameters', 'outputs']);
 const INPUT_FIELDS = new Set(['name', 'shape', 'datatype', 'parameters', 'data']);
 
+/** Refuses declared inputs that cannot be served (the engine's model check), before any data is decoded. */
+export type DeclaredCheck = (inputs: Record<string, DeclaredInput>) => void;
+
 /** Bytes to tensors: the whole decoding, as the server runs it in two steps. */
-export function parseInferRequest(body: InferBody): DecodedRequest {
-  return decodeInferRequest(readInferEnvelope(body));
+export function parseInferRequest(body: InferBody, checkDeclared?: DeclaredCheck): DecodedRequest {
+  return decodeInferRequest(readInferEnvelope(body), checkDeclared);
 }
 
 /** Splits the body and reads its JSON header, leaving tensor data undecoded. */
@@ -147,15 +150,18 @@ function requestId(header: unknown): string | undefined {
   throw invalidRequest(`"id" must be a string, not ${printableJson(header.id)}`, header.id);
 }
 
-export function decodeInferRequest({ header, json, binary, id }: InferEnvelope): DecodedRequest {
+/**
+ * Decodes every input's data, once all inputs' names, shapes and datatypes have been read
+ * and passed `checkDeclared`: data is decoded only for tensors that can be served.
+ */
+export function decodeInferRequest({ header, json, binary, id }: InferEnvelope, checkDeclared?: DeclaredCheck): DecodedRequest {
   if (!isObject(header)) throw invalidRequest('the request must be a JSON object with an "inputs" array', undefined);
   if (!Array.isArray(header.inputs) || header.inputs.length === 0) throw invalidRequest('the request has no "inputs" array', undefined);
+  const heads = inputHeads(header.inputs as unknown[]);
+  checkDeclared?.(Object.fromEntries(heads.map((h) => [h.name, { datatype: h.datatype, shape: h.shape }])));
   const inputs: Record<string, InferInput> = {};
   let offset = 0;
-  for (const raw of header.inputs as unknown[]) {
-    if (!isObject(raw)) throw invalidRequest('each input must be an object with name, shape, datatype and data', raw);
-    const input = raw as unknown as WireInput;
-    const { name, shape, datatype } = inputHead(input, inputs);
+  for (const { input, name, shape, datatype } of heads) {
     // The name as messages quote it: a client's name may hold line breaks or megabytes.
     const label = printable(name);
     const binarySize = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
@@ -181,17 +187,34 @@ export function decodeInferRequest({ header, json, binary, id }: InferEnvelope):
   return { id, inputs, outputs: requestedOutputs(header.outputs, binaryOutputs), binaryOutputs };
 }
 
-/** Name, shape and datatype of one input, each checked. */
-function inputHead(input: WireInput, seen: Record<string, InferInput>): { name: string; shape: number[]; datatype: string } {
+interface InputHead {
+  input: WireInput;
+  name: string;
+  shape: number[];
+  datatype: string;
+}
+
+/** Name, shape and datatype of every input, each checked, names unique. */
+function inputHeads(raws: unknown[]): InputHead[] {
+  const seen = new Set<string>();
+  return raws.map((raw) => {
+    if (!isObject(raw)) throw invalidRequest('each input must be an object with name, shape, datatype and data', raw);
+    const head = inputHead(raw as unknown as WireInput);
+    if (seen.has(head.name)) throw invalidRequest(`input '${printable(head.name)}' appears twice`, head.name);
+    seen.add(head.name);
+    return head;
+  });
+}
+
+function inputHead(input: WireInput): InputHead {
   if (typeof input.name !== 'string' || input.name === '') throw invalidRequest('an input has no "name"', input.name);
   const name = input.name;
   const label = printable(name);
-  if (Object.hasOwn(seen, name)) throw invalidRequest(`input '${label}' appears twice`, name);
   if (!Array.isArray(input.shape) || !input.shape.every((d) => Number.isSafeInteger(d) && (d as number) >= 0)) {
     throw invalidRequest(`input '${label}' needs "shape", an array of non-negative integers, not ${printableJson(input.shape)}`, input.shape);
   }
   if (typeof input.datatype !== 'string') throw invalidRequest(`input '${label}' needs "datatype", e.g. "FP32", not ${printableJson(input.datatype)}`, input.datatype);
-  return { name, shape: input.shape as number[], datatype: input.datatype };
+  return { input, name, shape: input.shape as number[], datatype: input.datatype };
 }
 
 function binarySlice(binary: Buffer, offset: number, size: unknown, name: string): Buffer {

@@ -42,7 +42,6 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   const { engine, modelName } = deps;
   const metrics = createApiMetrics(engine);
   const app = Fastify({
-    bodyLimit: opts.maxBodyBytes,
     // Slow clients must not hold connections: Node answers a request that is still arriving
     // after requestTimeoutMs (headers within the same bound) through clientErrorHandler.
     requestTimeout: opts.requestTimeoutMs,
@@ -64,8 +63,10 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     app.addContentTypeParser(type, (req: FastifyRequest, payload: Readable) => readBody(payload, req.headers, { maxBodyBytes: opts.maxBodyBytes, octetStream }));
   }
 
-  // Every failure leaves as {error, code, id?}, and is counted by its code.
+  // Every failure leaves as {error, code, id?}, and is counted by its code. A request whose
+  // connection is already gone (cut off by a timeout, which counts itself) has no one to tell.
   const sendFailure = (err: unknown, req: FastifyRequest, reply: FastifyReply) => {
+    if (req.raw.socket?.destroyed) return reply;
     const failure = describeFailure(err, req.headers['content-type']);
     if (failure.status >= 500) req.log.error({ err }, 'request failed');
     metrics.errors.inc({ code: failure.code });
@@ -76,7 +77,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   };
   app.setErrorHandler((err: FastifyError | Error, req, reply) => sendFailure(err, req, reply));
   app.setNotFoundHandler((req, reply) => {
-    return sendFailure(new HttpError('no-route', `no route ${req.method} ${req.url.split('?')[0]}`, { hint: 'see GET /v2 and the KServe v2 routes' }), req, reply);
+    return sendFailure(new HttpError('no-route', `no route ${req.method} ${printable(req.url.split('?')[0])}`, { hint: 'see GET /v2 and the KServe v2 routes' }), req, reply);
   });
 
   // A body refused while it arrived (too deep) is answered once its request reaches a route.
@@ -129,7 +130,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     const headerLength = req.headers[BINARY_HEADER];
     const envelope = readInferEnvelope({ bytes: body.bytes, octetStream: body.octetStream, headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength });
     if (envelope.id !== undefined) requestIds.set(req, envelope.id);
-    const decoded = decodeInferRequest(envelope);
+    const decoded = decodeInferRequest(envelope, (declared) => engine.checkDeclared(declared));
     const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
     for (const o of wanted) {
       if (!engine.outputsMeta.some((m) => m.name === o.name)) {

@@ -32,6 +32,9 @@ export interface InferInput {
   data: Float32Array;
 }
 
+/** What a request declares about an input before its data is read. */
+export type DeclaredInput = Pick<InferInput, 'datatype' | 'shape'>;
+
 export interface InferOutput {
   datatype: Datatype;
   shape: number[];
@@ -255,6 +258,25 @@ export class InferenceEngine {
 
   /** Throws a RequestError naming the first input that does not fit the model. */
   validate(inputs: Record<string, InferInput>): void {
+    this.checkDeclared(inputs);
+    for (const m of this.iface.inputs) {
+      const { shape, data } = inputs[m.name];
+      if (!(data instanceof Float32Array)) {
+        throw new RequestError(`input '${m.name}' data is not float32`, { value: m.name });
+      }
+      const count = shape.reduce((a, b) => a * b, 1);
+      if (data.length !== count) {
+        throw new RequestError(`input '${m.name}' has ${data.length} values, shape [${shape.join(',')}] needs ${count}`, { value: data.length });
+      }
+    }
+  }
+
+  /**
+   * Throws a RequestError naming the first input whose name, datatype or shape does not fit
+   * the model. The HTTP layer checks this before decoding any data, so a tensor the model
+   * could never take is refused unread.
+   */
+  checkDeclared(inputs: Record<string, DeclaredInput>): void {
     const expected = new Map(this.iface.inputs.map((m) => [m.name, m]));
     const names = Object.keys(inputs);
     for (const name of names) {
@@ -284,13 +306,6 @@ export class InferenceEngine {
       }
       if (shape.length > 0 && shape[0] > this.maxBatch) {
         throw new RequestError(`input '${m.name}' has batch ${shape[0]}, more than the limit ${this.maxBatch}`, { value: shape[0], hint: 'split the request' });
-      }
-      if (!(input.data instanceof Float32Array)) {
-        throw new RequestError(`input '${m.name}' data is not float32`, { value: m.name });
-      }
-      const count = shape.reduce((a, b) => a * b, 1);
-      if (input.data.length !== count) {
-        throw new RequestError(`input '${m.name}' has ${input.data.length} values, shape [${shape.join(',')}] needs ${count}`, { value: input.data.length });
       }
     }
   }

@@ -3,7 +3,7 @@ export { createSession, optimizeBasic, ort, type SessionOptions } from './sessio
 export { ActivationTap, type Feeds } from './tap.js';
 export {
   InferenceEngine, RequestError, EngineUnavailableError,
-  type Datatype, type TensorMeta, type InferInput, type InferOutput, type InferResult, type OutputData,
+  type Datatype, type TensorMeta, type InferInput, type DeclaredInput, type InferOutput, type InferResult, type OutputData,
   type EngineOptions, type EngineStats, type PreparedSwap,
 } from './engine.js';
 export { profileModel, parseProfileTrace, attributeKernelTimes, type KernelTime, type ProfileOptions, type Attribution } from './profile.js';
