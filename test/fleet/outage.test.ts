@@ -1,8 +1,12 @@
 // A 20 s broker outage on the real daemon (scripts/broker-outage.ts runs the 2-minute one).
 import { describe, expect, it } from 'vitest';
 import { brokerOutage } from '../../scripts/lib/broker-outage.js';
+import { mosquittoSkipReason } from '../helpers/mosquitto.js';
 
-describe('broker outage while serving', () => {
+const skipReason = mosquittoSkipReason();
+if (skipReason) console.warn(`[broker outage test] ${skipReason}`);
+
+describe.skipIf(skipReason !== null)('broker outage while serving', () => {
   it('keeps serving, reconnects by itself, keeps the queue bounded and RSS flat', async () => {
     const r = await brokerOutage({ outageSec: 20, queueMax: 5 });
     console.log(JSON.stringify(r));
