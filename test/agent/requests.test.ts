@@ -3,15 +3,10 @@
 import { describe, expect, it } from 'vitest';
 import { recalibrateRequest, rollbackRequest } from '../../src/agent/requests.js';
 import { OptionError } from '../../src/common/index.js';
+import { thrown } from '../helpers/thrown.js';
 
 function refusal(fn: () => unknown): OptionError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(OptionError);
-    return err as OptionError;
-  }
-  throw new Error('accepted');
+  return thrown(OptionError, fn);
 }
 
 describe('admin request arguments', () => {

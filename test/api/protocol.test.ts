@@ -6,19 +6,14 @@ import { CalibdError } from '../../src/common/index.js';
 import { HttpError } from '../../src/api/errors.js';
 import { JsonDepthGauge, MAX_BUILT_VALUES, MAX_JSON_DEPTH, readJson } from '../../src/api/json-reader.js';
 import { parseInferRequest, type InferBody } from '../../src/api/protocol.js';
+import { thrown } from '../helpers/thrown.js';
 
 const json = (value: unknown): InferBody => ({ bytes: Buffer.from(typeof value === 'string' ? value : JSON.stringify(value)), octetStream: false, headerLength: undefined });
 const request = (input: Record<string, unknown>) => json({ inputs: [{ name: 'x', datatype: 'FP32', ...input }] });
 
 /** The typed error a decoding throws, for matching its code and message. */
 function refusal(body: InferBody): HttpError {
-  try {
-    parseInferRequest(body);
-  } catch (err) {
-    expect(err).toBeInstanceOf(HttpError);
-    return err as HttpError;
-  }
-  throw new Error('the request was accepted');
+  return thrown(HttpError, () => parseInferRequest(body));
 }
 
 describe('JSON tensor data', () => {

@@ -3,6 +3,7 @@ import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DataError, encodeNpy, parseNpy, readNpy, writeNpy, type NpyData } from '../../src/common/index.js';
+import { thrown } from '../helpers/thrown.js';
 
 /** Builds .npy bytes by hand, so the error cases need no NumPy. */
 function handMade(dict: string, data: Uint8Array, major = 1): Uint8Array {
@@ -19,13 +20,7 @@ function handMade(dict: string, data: Uint8Array, major = 1): Uint8Array {
 }
 
 function errorOf(fn: () => unknown): DataError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(DataError);
-    return err as DataError;
-  }
-  throw new Error('expected a DataError');
+  return thrown(DataError, fn);
 }
 
 const tmp = () => mkdtempSync(join(tmpdir(), 'calibd-npy-'));

@@ -7,6 +7,7 @@ import {
 } from '../../src/config/index.js';
 import { CalibdError } from '../../src/common/index.js';
 import { repoRoot } from '../helpers/paths.js';
+import { thrown } from '../helpers/thrown.js';
 
 // loadConfig reads process.env by default; the runner's own CALIBD_* must not leak in.
 for (const k of Object.keys(process.env)) if (k.startsWith('CALIBD_')) delete process.env[k];
@@ -21,13 +22,7 @@ function file(ext: string, text: string): string {
 
 /** The ConfigError `fn` throws; fails the test when it throws nothing or something else. */
 function configError(fn: () => unknown): ConfigError {
-  try {
-    fn();
-  } catch (err) {
-    expect(err).toBeInstanceOf(ConfigError);
-    return err as ConfigError;
-  }
-  throw new Error('expected a ConfigError');
+  return thrown(ConfigError, fn);
 }
 
 describe('defaults', () => {
