@@ -22,6 +22,7 @@ import { convInputRanks, measureChannelRanges } from './channel-ranges.js';
 import { dropNonFinite, sliceSource, toFeeds, type Batch, type SampleSource } from './samples.js';
 import { COLLECT_EVERY_BYTES, COPIES_PER_FETCH, FAST_RUN_BYTES, batchSizeFor, collectGarbage, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
 import type { SelectionInput } from './selection.js';
+import { THIN_MIN_VALUES, rank4Tensors, thinnedOutputs, withThinnedTaps } from './thinning.js';
 
 export type CalibrationMethod = RangeMethod | 'datafree';
 export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse', 'datafree'];
@@ -35,6 +36,11 @@ export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, Dat
    * 512). Batches shrink to fit it, and a sample over it is tapped in tensor groups.
    */
   maxMemoryMB?: number;
+  /**
+   * Histogram methods: count large NCHW activations on a 2×2 spatial grid, with their exact
+   * extremes (calibration/thinning.ts). Default true; false counts every value.
+   */
+  thinHistograms?: boolean;
   /** ORT intra-op threads for the tap (default 1). */
   threads?: number;
   /**
@@ -105,6 +111,11 @@ export class Calibrator {
   private groupsFor: { count: number; groups: (string[] | null)[] } | null = null;
   /** Activation bytes fetched since the last garbage collection. */
   private fetchedSinceCollect = 0;
+  /**
+   * Tensors the tap can thin (rank 4), each with whether it is thinned: decided on its first
+   * sample from its size, so small tensors keep every value (undefined until then).
+   */
+  private readonly thinning: Map<string, boolean | undefined>;
 
   private constructor(
     readonly source: ModelProto,
@@ -122,7 +133,9 @@ export class Calibrator {
     private readonly equalized: Equalized,
     /** Input channel means from BatchNorm statistics (data-free bias correction). */
     private readonly bnMeans: Map<string, Float64Array>,
+    thinnable: string[],
   ) {
+    this.thinning = new Map(thinnable.map((t) => [t, undefined]));
     this.collectors = new CollectorSet(collectorMethod(options.method), options);
     this.resetMeans();
     this.bounds = saturationIntervals(new GraphIndex(prepared.graph!), measured);
@@ -161,11 +174,15 @@ export class Calibrator {
     const extremesOnly = collectorMethod(options.method) === 'minmax';
     const corrected = options.method !== 'datafree' && options.biasCorrection === 'analytical' ? biasCorrectedInputs(prepared, plan) : new Map<string, number>();
     const meanInputs = [...corrected.keys()];
-    const base = extremesOnly ? withExtremes(prepared, measured) : prepared;
-    const tapped = [...(extremesOnly ? measured.flatMap(extremeOutputs) : measured), ...meanInputs.map(channelMeanOutput)];
+    const thinnable = !extremesOnly && options.thinHistograms !== false ? rank4Tensors(prepared, measured) : [];
+    const base = extremesOnly ? withExtremes(prepared, measured) : withThinnedTaps(prepared, thinnable);
+    const tapped = [
+      ...(extremesOnly ? measured.flatMap(extremeOutputs) : [...measured, ...thinnable.flatMap(thinnedOutputs)]),
+      ...meanInputs.map(channelMeanOutput),
+    ];
     const tap = await ActivationTap.create(corrected.size ? withChannelMeans(base, corrected) : base, tapped, { threads: options.threads ?? 1 });
     const bnMeans = options.biasCorrection === 'datafree' ? dataFreeMeans(fp32, prepared, plan, equalized.tensors) : new Map<string, Float64Array>();
-    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized, bnMeans);
+    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized, bnMeans, thinnable);
   }
 
   /** Tensors whose ranges are measured. */
@@ -193,12 +210,14 @@ export class Calibrator {
     // Past the first sample's probe, groups mean a sample outgrew the budget (tap.ts).
     if (this.tensorBytes && groups.length > 1) await this.tap.withoutArena();
     for (const group of groups) {
+      const names = group ?? this.measured;
       // The first run of a batch also fetches the small extra outputs (channel means).
-      const only = group && !outputs ? [...group, ...this.meanInputs.map(channelMeanOutput)] : group;
-      const run = await this.tap.run(feeds, only ?? undefined);
+      const fetch = this.extremesOnly ? undefined : names.flatMap((t) => this.fetchedFor(t));
+      const only = fetch && !outputs ? [...fetch, ...this.meanInputs.map(channelMeanOutput)] : fetch;
+      const run = await this.tap.run(feeds, only);
       if (!outputs) for (const [t, observer] of this.means) observer.update(run.tensors.get(channelMeanOutput(t))!, count);
       outputs ??= run.outputs;
-      const names = group ?? this.measured;
+      this.decideThinning(run.tensors, names, count);
       this.learn(run.tensors, names);
       if (this.extremesOnly) {
         // Three scalars a tensor: nothing to free, but Size tells the tensor's bytes.
@@ -206,10 +225,10 @@ export class Calibrator {
         continue;
       }
       for (const name of names) {
-        const bytes = COPIES_PER_FETCH * run.tensors.get(name)!.byteLength;
-        sizes?.set(name, bytes / count);
-        this.fetchedSinceCollect += bytes;
+        // What later runs fetch for this tensor: its thinned values, if it is thinned.
+        sizes?.set(name, (COPIES_PER_FETCH * run.tensors.get(this.countedOutput(name))!.byteLength) / count);
       }
+      for (const t of fetch!) this.fetchedSinceCollect += COPIES_PER_FETCH * run.tensors.get(t)!.byteLength;
     }
     // In graph order, so groups follow the network.
     if (sizes) this.learnSizes(new Map(this.measured.map((t) => [t, sizes.get(t)!])));
@@ -269,6 +288,31 @@ export class Calibrator {
     return batchSizeFor(this.sampleBytes, Math.min(FAST_RUN_BYTES, this.memoryBudgetBytes()), cap);
   }
 
+  /** Tap outputs one run fetches for tensor `t`: both forms until its thinning is decided. */
+  private fetchedFor(t: string): string[] {
+    const thin = this.thinning.get(t);
+    if (!this.thinning.has(t) || thin === false) return [t];
+    return thin ? thinnedOutputs(t) : [t, ...thinnedOutputs(t)];
+  }
+
+  /** The output whose values are counted for tensor `t`. */
+  private countedOutput(t: string): string {
+    return this.thinning.get(t) ? thinnedOutputs(t)[0] : t;
+  }
+
+  /** Thins each undecided candidate whose sample holds at least THIN_MIN_VALUES values. */
+  private decideThinning(tensors: Map<string, Float32Array>, names: readonly string[], count: number): void {
+    for (const t of names) {
+      if (!this.thinning.has(t) || this.thinning.get(t) !== undefined) continue;
+      this.thinning.set(t, tensors.get(t)!.length / count >= THIN_MIN_VALUES);
+    }
+  }
+
+  /** Tensors whose histograms count a thinned grid (for the profile). */
+  get thinnedTensors(): string[] {
+    return [...this.thinning].filter(([, thin]) => thin === true).map(([t]) => t);
+  }
+
   /**
    * Feeds one run's tensors to the collectors. Extremes are kept as measured: ranges() narrows
    * them to the saturation intervals, and narrowing commutes with taking min and max.
@@ -284,14 +328,23 @@ export class Calibrator {
       return;
     }
     // Histograms see the values clamped, so the range search counts the mass at a bound.
-    for (const name of names) this.collectors.update(name, this.clamped(name, tensors.get(name)!));
+    for (const name of names) {
+      if (!this.thinning.get(name)) {
+        this.collectors.update(name, this.clamped(name, tensors.get(name)!));
+        continue;
+      }
+      const [values, lo, hi] = thinnedOutputs(name).map((o) => tensors.get(o)!);
+      const b = this.bounds.get(name);
+      const clamp = (v: number) => (b ? Math.min(b.max, Math.max(b.min, v)) : v);
+      this.collectors.updateSubset(name, this.clamped(name, values), clamp(lo[0]), clamp(hi[0]));
+    }
   }
 
   /** Runs the FP32 tap without learning (held-out samples): returns the FP32 outputs. */
   async predict(batch: Batch): Promise<Map<string, ort.Tensor> | null> {
     const { batch: clean } = dropNonFinite(batch);
     if (!clean) return null;
-    return (await this.tap.run(toFeeds(clean))).outputs;
+    return (await this.tap.run(toFeeds(clean), [])).outputs;
   }
 
   /** Observes every sample; after the first, batches are sized to the memory budget. */
@@ -404,6 +457,7 @@ export class Calibrator {
         ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
         ...(o.method === 'entropy' ? { quantLevels: o.quantLevels ?? 128 } : {}),
         ...(o.method !== 'minmax' ? { bins: o.bins ?? 2048 } : {}),
+        ...(this.thinnedTensors.length ? { thinnedTensors: this.thinnedTensors.length } : {}),
         ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64, ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}) } : {}),
       },
       sampleCount: this.observed,

@@ -140,6 +140,9 @@ class HistogramCollector implements TensorCollector {
   update(data: ArrayLike<number>): void {
     this.histogram.update(data);
   }
+  updateSubset(data: Float32Array, lo: number, hi: number): void {
+    this.histogram.updateSubset(data, lo, hi);
+  }
   /** Histograms merge exactly; estimator options of `this` apply to the merged data. */
   merge(other: TensorCollector): void {
     if (!(other instanceof HistogramCollector) || other.method !== this.method) throw mismatch('methods', this.method, other.method);
@@ -249,6 +252,21 @@ export class CollectorSet {
       });
     }
     c.updateExtremes(lo, hi, count);
+  }
+
+  /**
+   * Histogram methods only: counts `data`, a subset of the tensor's values (a thinned tap),
+   * whose whole-tensor extremes are [lo, hi] (see Histogram.updateSubset).
+   */
+  updateSubset(name: string, data: Float32Array, lo: number, hi: number): void {
+    const c = this.collector(name);
+    if (!(c instanceof HistogramCollector)) {
+      throw new OptionError(`updateSubset needs a histogram method, not '${this.method}'`, {
+        value: this.method,
+        hint: 'minmax needs only extremes: use updateExtremes()',
+      });
+    }
+    c.updateSubset(data, lo, hi);
   }
 
   ranges(): Map<string, Range> {

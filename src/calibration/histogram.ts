@@ -213,6 +213,29 @@ export class Histogram {
     this._seen += finite;
   }
 
+  /**
+   * Counts `data`, a subset of a tensor whose exact extremes are `lo` and `hi` (a thinned
+   * tap, calibration/thinning.ts). The layout follows the whole tensor's range, so min, max
+   * and the bins are what update() on the whole tensor would give; the counts are the
+   * subset's. Extremes that are not finite say nothing about the rest: the subset is then
+   * counted like any data.
+   */
+  updateSubset(data: Float32Array, lo: number, hi: number): void {
+    const { lo: sLo, hi: sHi, finite } = finiteExtremes(data);
+    const n = data.length;
+    if (!(Number.isFinite(lo) && Number.isFinite(hi)) || finite !== n) {
+      this.update(data);
+      return;
+    }
+    if (n === 0) return;
+    this.fitLayout(Math.min(lo, sLo, this._min), Math.max(hi, sHi, this._max), this._fixed ? this._exp : -Infinity);
+    if (!this._fixed) this._counts[0] += n;
+    else if (this._exp <= FLOAT32_SAFE_EXP) countFloat32(data, pow2(-this._exp), this._offset, this._counts, this.countScratch());
+    else this.countChecked(data);
+    this._total += n;
+    this._seen += n;
+  }
+
   /** Per-lane counts for countFloat32, kept between calls to spare an allocation a batch. */
   private scratch: Int32Array | null = null;
   private countScratch(): Int32Array {

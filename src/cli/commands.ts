@@ -34,6 +34,7 @@ interface CalibrateArgs {
   inputShape?: string[];
   batchSize?: number;
   maxMemory?: number;
+  exactHistograms?: boolean;
   threads?: number;
   out: string;
   auto?: boolean;
@@ -69,6 +70,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     ...(a.inputShape?.length ? { inputShapes: perSampleShapes(parseInputShapes(a.inputShape)) } : {}),
     batchSize: a.batchSize,
     maxMemoryMB: a.maxMemory,
+    ...(a.exactHistograms ? { thinHistograms: false } : {}),
     threads: a.threads,
     onProgress: (done) => bar?.update(done),
   };

@@ -38,6 +38,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--input-shape <name=shape>', 'shape of an input with free dimensions for --method datafree, batch axis first, e.g. x=1x3x640x640 (once per input)', collect, [])
     .option('--batch-size <n>', 'most samples per forward pass (default 32; fewer when --max-memory says so)', positiveInt)
     .option('--max-memory <mb>', 'activation memory calibration may hold at once, MB (default: an eighth of RAM, at most 512)', positiveInt)
+    .option('--exact-histograms', 'count every activation value; by default large NCHW maps are counted on a 2×2 grid, their extremes exactly')
     .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)
     .requiredOption('--out <file>', 'INT8 .onnx to write')
     .option('--auto', 'leave FP32 the nodes that do not pay in INT8 on this CPU (timed; validated on held-out samples)')
