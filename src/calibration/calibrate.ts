@@ -7,7 +7,7 @@
 // feed samples incrementally and build candidates whenever it likes.
 
 import { OptionError, calibdVersion } from '../common/index.js';
-import { DataType, GraphIndex, cloneModel, makeNode, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
+import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
   PROFILE_FORMAT, clampRange, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
   type BiasCorrection, type CalibrationProfile, type Equalization, type EqualizationPair, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
@@ -66,29 +66,38 @@ export interface CalibrationResult {
   ranges: Map<string, Range>;
 }
 
-/** Tap outputs carrying a tensor's extremes and element count, computed inside ORT. */
-function extremeOutputs(t: string): [string, string, string] {
-  return [`${t}__calibd_min`, `${t}__calibd_max`, `${t}__calibd_size`];
-}
+/** Tap outputs carrying every measured tensor's minimum, maximum and element count, in order. */
+const EXTREMES = ['calibd_extremes_min', 'calibd_extremes_max', 'calibd_extremes_size'] as const;
+const EXTREMES_SHAPE = 'calibd_extremes_shape';
 
 /**
- * The model with ReduceMin, ReduceMax and Size of each tensor as extra outputs. Min/max
- * calibration needs nothing else, and copying three scalars out of ORT instead of every
- * activation makes the tap run close to a plain forward pass (the OCR classifier: 80 ms
- * instead of 260–530 ms per batch of 32, for 63 M activation values).
+ * The model with ReduceMin, ReduceMax and Size of each tensor, gathered into three vectors
+ * as extra outputs. Min/max calibration needs nothing else, and copying three scalars out of
+ * ORT instead of every activation makes the tap run close to a plain forward pass (the OCR
+ * classifier: 80 ms instead of 260–530 ms per batch of 32, for 63 M activation values).
+ * Three vectors rather than three outputs a tensor, because onnxruntime-node's cost per
+ * output (a JS tensor each) rivals a small model's whole forward pass.
  */
 function withExtremes(model: ModelProto, tensors: string[]): ModelProto {
   const out = cloneModel(model);
   const graph = out.graph!;
+  graph.initializer.push(makeTensor(EXTREMES_SHAPE, DataType.INT64, [1], BigInt64Array.of(1n)));
+  const parts: [string[], string[], string[]] = [[], [], []];
   for (const t of tensors) {
-    const [lo, hi, size] = extremeOutputs(t);
-    graph.node.push(
-      makeNode('ReduceMin', [t], [lo], `${lo}__node`, { keepdims: 0 }),
-      makeNode('ReduceMax', [t], [hi], `${hi}__node`, { keepdims: 0 }),
-      makeNode('Size', [t], [size], `${size}__node`),
-    );
-    graph.output.push(valueInfo(lo, DataType.FLOAT), valueInfo(hi, DataType.FLOAT), valueInfo(size, DataType.INT64));
+    (['ReduceMin', 'ReduceMax', 'Size'] as const).forEach((op, k) => {
+      const scalar = `${t}__calibd_${op}`;
+      const vector = `${scalar}_1`;
+      graph.node.push(
+        makeNode(op, [t], [scalar], `${scalar}__node`, op === 'Size' ? {} : { keepdims: 0 }),
+        makeNode('Reshape', [scalar, EXTREMES_SHAPE], [vector], `${vector}__node`),
+      );
+      parts[k].push(vector);
+    });
   }
+  EXTREMES.forEach((name, k) => {
+    graph.node.push(makeNode('Concat', parts[k], [name], `${name}__node`, { axis: 0 }));
+    graph.output.push(valueInfo(name, k === 2 ? DataType.INT64 : DataType.FLOAT));
+  });
   return out;
 }
 
@@ -177,7 +186,7 @@ export class Calibrator {
     const thinnable = !extremesOnly && options.thinHistograms !== false ? rank4Tensors(prepared, measured) : [];
     const base = extremesOnly ? withExtremes(prepared, measured) : withThinnedTaps(prepared, thinnable);
     const tapped = [
-      ...(extremesOnly ? measured.flatMap(extremeOutputs) : [...measured, ...thinnable.flatMap(thinnedOutputs)]),
+      ...(extremesOnly ? EXTREMES : [...measured, ...thinnable.flatMap(thinnedOutputs)]),
       ...meanInputs.map(channelMeanOutput),
     ];
     const tap = await ActivationTap.create(corrected.size ? withChannelMeans(base, corrected) : base, tapped, { threads: options.threads ?? 1 });
@@ -221,7 +230,8 @@ export class Calibrator {
       this.learn(run.tensors, names);
       if (this.extremesOnly) {
         // Three scalars a tensor: nothing to free, but Size tells the tensor's bytes.
-        for (const name of names) sizes?.set(name, (4 * Number(run.tensors.get(extremeOutputs(name)[2])![0])) / count);
+        const counts = run.tensors.get(EXTREMES[2]) as unknown as BigInt64Array;
+        this.measured.forEach((name, i) => sizes?.set(name, (4 * Number(counts[i])) / count));
         continue;
       }
       for (const name of names) {
@@ -319,12 +329,14 @@ export class Calibrator {
    */
   private learn(tensors: Map<string, Float32Array>, names: readonly string[]): void {
     if (this.extremesOnly) {
-      for (const name of names) {
-        const [lo, hi, size] = extremeOutputs(name).map((o) => tensors.get(o)![0] as number | bigint);
+      // One run fetches every tensor's extremes (tapGroups), in measured order.
+      const [lo, hi] = [tensors.get(EXTREMES[0])!, tensors.get(EXTREMES[1])!];
+      const size = tensors.get(EXTREMES[2]) as unknown as BigInt64Array;
+      this.measured.forEach((name, i) => {
         // Inputs are finite; an activation that overflowed to ±Infinity (or NaN) leaves no
         // usable extremes for this batch, so the batch does not count for that tensor.
-        if (Number.isFinite(lo) && Number.isFinite(hi)) this.collectors.updateExtremes(name, Number(lo), Number(hi), Number(size));
-      }
+        if (Number.isFinite(lo[i]) && Number.isFinite(hi[i])) this.collectors.updateExtremes(name, lo[i], hi[i], Number(size[i]));
+      });
       return;
     }
     // Histograms see the values clamped, so the range search counts the mass at a bound.
