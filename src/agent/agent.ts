@@ -22,7 +22,7 @@ import { dirname, join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
 import { CalibdError, OptionError, StateError, calibdVersion, errorMessage, realFs, writeFileAtomic, type FsOps } from '../common/index.js';
 import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
-import { EventLog, ProfileStore, SampleBuffer, openStateDb, type NewProfile, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
+import { EventLog, ProfileStore, SampleBuffer, openStateDb, type NewProfile, type ProfileRecord, type StateDb, type StoredSample } from '../state/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/index.js';
 import { graphSha256, sha256, type CalibrationProfile } from '../quant/index.js';
@@ -62,7 +62,12 @@ export interface AgentEvent {
   data: Record<string, unknown>;
 }
 
-type Trigger = 'command' | 'schedule' | 'cron' | 'drift' | 'first-data';
+/**
+ * What started a recalibration; stored in each calibration event's `trigger`. Events written
+ * before this name existed say 'schedule' for 'every-n-inferences'; nothing reads it back, so
+ * the old spelling is not accepted anywhere.
+ */
+type Trigger = 'command' | 'every-n-inferences' | 'cron' | 'drift' | 'first-data';
 
 const LIVE_METHODS: readonly string[] = ['minmax', 'percentile', 'entropy', 'mse'];
 /** One sample in this many is held out for validation. */
@@ -413,7 +418,7 @@ export class CalibrationAgent extends EventEmitter {
     const r = this.config.recalibration;
     if (r.everyInferences > 0 && this.counters.inferences - this.lastCalibrationAt >= r.everyInferences && !this.running) {
       this.lastCalibrationAt = this.counters.inferences;
-      void this.recalibrate({}, 'schedule').catch(() => undefined);
+      void this.recalibrate({}, 'every-n-inferences').catch(() => undefined);
     }
     if (Math.random() * this.config.sampling.oneIn >= 1) return;
     if (this.worker.backlog >= MAX_BACKLOG) {

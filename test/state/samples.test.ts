@@ -1,5 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
-import { SampleBuffer, openStateDb, type StateDb } from '../../src/buffer/index.js';
+import { SampleBuffer, openStateDb, type StateDb } from '../../src/state/index.js';
 import { DataError } from '../../src/common/index.js';
 import { HOUR, bytesOf, image, inputs, tempStateDir } from './helpers.js';
 
