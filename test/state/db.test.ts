@@ -119,8 +119,8 @@ describe('openStateDb', () => {
   it('keeps every flushed row when the process is killed with SIGKILL', () => {
     const dir = tempStateDir();
     const script = join(dir, 'writer.mts');
-    const api = pathToFileURL(join(repoRoot, 'src', 'buffer', 'index.ts')).href;
-    const helpers = pathToFileURL(join(repoRoot, 'test', 'buffer', 'helpers.ts')).href;
+    const api = pathToFileURL(join(repoRoot, 'src', 'state', 'index.ts')).href;
+    const helpers = pathToFileURL(join(repoRoot, 'test', 'state', 'helpers.ts')).href;
     writeFileSync(
       script,
       `import { openStateDb, SampleBuffer } from ${JSON.stringify(api)};
