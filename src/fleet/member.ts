@@ -8,13 +8,13 @@ import { CalibdError, calibdVersion } from '../common/index.js';
 import type { CalibdConfig } from '../config/index.js';
 import { readHealth, type Health } from '../health/index.js';
 import { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from './broker.js';
-import { runCommand, type CommandTarget } from './commands.js';
+import { commandNames, commands, isCommandName, runCommand, type CommandTarget } from '../agent/commands.js';
 import { FleetConnection, readTlsFiles, redactUrl, resolvePassword, type ConnectionStats, type FleetLogger } from './connection.js';
 import type { BackoffOptions } from './backoff.js';
 import { LatencyRecorder } from './latency.js';
 import { SignatureVerifier } from './signing.js';
 import { decodeRequest } from './request.js';
-import { commandNames, deviceTopics, FLEET_LEVEL, isCommandName, mutatingCommands, type DeviceTopics } from './topics.js';
+import { deviceTopics, FLEET_LEVEL, type DeviceTopics } from './topics.js';
 
 /** What the member reads from the agent (CalibrationAgent satisfies it). */
 export interface FleetAgent extends CommandTarget {
@@ -217,20 +217,21 @@ export class FleetMember {
       if (!(e instanceof CalibdError)) this.log.warn({ err: e.message, command }, 'mqtt command failed unexpectedly');
       this.respond(command, packet, { status: 'error', data, error: e.message, ...(transaction !== undefined ? { transaction } : {}) });
     };
-    let body: Record<string, unknown>;
     try {
-      ({ body, transaction } = decodeRequest(payload));
+      const decoded = decodeRequest(payload);
+      const { body, fields } = decoded;
+      transaction = decoded.transaction;
       if (!isCommandName(command)) {
         throw new CalibdError('unknown-command', `unknown command '${command}'`, { value: command, hint: `commands: ${commandNames.join(', ')}` });
       }
-      if (this.verifier && (mutatingCommands.has(command) || body.sig !== undefined)) {
+      if (this.verifier && (commands[command].mutating || body.sig !== undefined)) {
         const v = this.verifier.verify(request, body);
         if (!v.ok) {
           this.log.warn({ command, topic, reason: v.reason }, 'unsigned or invalid signed command refused');
           throw new CalibdError('unauthorized', `command refused: ${v.reason}`, { hint: 'sign the request with the fleet key (calibd fleet --signing-key-file)' });
         }
       }
-      const data = await runCommand(this.agent, command, body);
+      const data = await runCommand(command, this.agent, fields);
       const extra = command === 'status' ? { mqtt: this.mqttStats() } : {};
       this.respond(command, packet, { status: 'ok', data: command === 'status' ? { ...(data as object), ...extra } : data, ...(transaction !== undefined ? { transaction } : {}) });
     } catch (err) {

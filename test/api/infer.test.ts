@@ -1,6 +1,8 @@
 // KServe v2 routes against a real server and engine: metadata, JSON and binary inference,
 // every 4xx case with its status and text, the sampling hook and the metrics endpoint.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CalibdError, StateError } from '../../src/common/index.js';
+import { WorkerError } from '../../src/agent/index.js';
 import { Registry, Counter } from 'prom-client';
 import { directRun, inferBody, binaryRequest, modelA, postJson, startServer, PIXELS, type Started } from './helpers.js';
 
@@ -179,7 +181,7 @@ describe('KServe v2 API', () => {
     expect(undecodable.body).toEqual({ error: expect.stringMatching(/3 values, shape \[1,1,28,28\] needs 784/), code: 'shape-mismatch', id: 'def' });
   });
 
-  it('serves admin routes and maps agent errors to 400', async () => {
+  it('serves admin routes; agent errors get the catalogue\'s status: the caller\'s 4xx, calibd\'s own 5xx', async () => {
     const rec = await postJson(`${s.base}/v2/calibd/recalibrate`, { method: 'entropy', full: true });
     expect(rec.status).toBe(200);
     expect(rec.body).toEqual({ version: 2, state: 'accepted', figures: { agreement: 1 } });
@@ -201,8 +203,17 @@ describe('KServe v2 API', () => {
     expect(ok).toMatchObject({ status: 200, body: { version: 1 } });
     const bad = await postJson(`${s.base}/v2/calibd/rollback`, { version: 42 });
     expect(bad.status).toBe(400);
-    expect(bad.body).toEqual({ error: expect.stringMatching(/no calibration version 42/), code: 'version' });
+    expect(bad.body).toEqual({ error: expect.stringMatching(/no calibration version 42/), code: 'option' });
 
+    // Failures that are calibd's, not the caller's: 5xx with their own code.
+    s.admin.failNext = new WorkerError('calibration worker crashed: out of memory');
+    expect(await postJson(`${s.base}/v2/calibd/recalibrate`, {})).toMatchObject({ status: 500, body: { code: 'worker' } });
+    s.admin.failNext = new StateError('recording the new calibration failed (SQLITE_FULL); nothing was changed');
+    expect(await postJson(`${s.base}/v2/calibd/recalibrate`, {})).toMatchObject({ status: 500, body: { code: 'state' } });
+    s.admin.failNext = new CalibdError('closed', 'calibd is shutting down');
+    expect(await postJson(`${s.base}/v2/calibd/recalibrate`, {})).toMatchObject({ status: 503, body: { code: 'closed' } });
+    s.admin.failNext = new CalibdError('no-samples', 'the sample buffer is empty; nothing to calibrate from');
+    expect(await postJson(`${s.base}/v2/calibd/recalibrate`, {})).toMatchObject({ status: 409, body: { code: 'no-samples' } });
     s.admin.failNext = new TypeError('disk on fire');
     const boom = await postJson(`${s.base}/v2/calibd/recalibrate`, {});
     expect(boom).toEqual(expect.objectContaining({ status: 500, body: { error: 'internal server error', code: 'internal' } }));
