@@ -18,7 +18,7 @@ import { deviceTopics, FLEET_LEVEL, type DeviceTopics } from './topics.js';
 
 /** What the member reads from the agent (CalibrationAgent satisfies it). */
 export interface FleetAgent extends CommandTarget {
-  readonly counters: { inferences: number; errors: number; [k: string]: number };
+  counts(): { inferences: number };
   readonly drift: { score(): number };
   readonly engine: { stats(): { inferences: number; errors: number } };
   on(event: 'event', listener: (e: { type: string; time: number; data: Record<string, unknown> }) => void): unknown;
@@ -113,7 +113,7 @@ export class FleetMember {
       void this.handleRequest(topic, payload, packet);
     });
     this.agent.on('event', this.onEvent);
-    this.lastTick = { time: Date.now(), inferences: this.agent.counters.inferences, errors: this.agent.engine.stats().errors };
+    this.lastTick = { time: Date.now(), inferences: this.agent.counts().inferences, errors: this.agent.engine.stats().errors };
     this.timer = setInterval(() => void this.tick(), c.metricsIntervalSec * 1000);
     this.timer.unref();
     this.conn.start();
@@ -159,7 +159,7 @@ export class FleetMember {
   /** One metrics message; exposed for tests and `scripts/broker-outage.ts`. */
   async metrics(): Promise<Record<string, unknown>> {
     const now = Date.now();
-    const inferences = this.agent.counters.inferences;
+    const inferences = this.agent.counts().inferences;
     const errors = this.agent.engine.stats().errors;
     const dt = Math.max(0.001, (now - this.lastTick.time) / 1000);
     const lat = this.latency.take();
