@@ -19,7 +19,7 @@ export interface ApiDeps {
     latencyMs: number,
   ) => void;
   admin: AdminControl;
-  /** Extra metrics (agent, buffer, health) appended to GET /metrics. */
+  /** The daemon's metrics (agent/metrics.ts: drift, buffer, calibration totals), appended to GET /metrics. */
   metrics?: Registry;
 }
 
