@@ -13,15 +13,15 @@
 import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { errorMessage, realFs, type FsOps } from '../common/index.js';
-import { hasDynamicInput } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type StateDb } from '../state/index.js';
 import { applyRuntimeChange, calibrationMethods, type CalibdConfig, type CalibrationMethod } from '../config/index.js';
-import { parseModel, readModel, serializeModel } from '../onnx/index.js';
+import { readModel, serializeModel } from '../onnx/index.js';
 import { sha256 } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import type { RecalibrateRequest, RollbackRequest } from './commands.js';
 import { DriftMonitor } from './drift.js';
 import { AgentEvents, type AgentEvent, type AgentLogger } from './events.js';
+import { firstBoot } from './first-boot.js';
 import { ModelStore, errorCode } from './model-store.js';
 import { RecalibrationPipeline, type AgentCounters, type RecalibrationResult } from './pipeline.js';
 import { RecalibrationCron } from './recalibration-cron.js';
@@ -352,36 +352,4 @@ export class CalibrationAgent extends EventEmitter {
 
 function isLiveMethod(method: string): method is CalibrationMethod {
   return (calibrationMethods as readonly string[]).includes(method);
-}
-
-/**
- * The model the first start serves: FP32 when asked for (or when a dynamic model has no
- * shapes to probe with), else a data-free calibration recorded as version 1.
- */
-async function firstBoot(p: { config: CalibdConfig; fp32Bytes: Uint8Array; worker: CalibrationWorker; store: ModelStore; events: AgentEvents; log: AgentLogger }): Promise<Uint8Array> {
-  const { config, events } = p;
-  if (config.firstBoot === 'fp32') {
-    events.emit('first-boot', { serving: 'fp32' });
-    return p.fp32Bytes;
-  }
-  // Probes need a shape; without one a dynamic model serves FP32 until live samples
-  // give the first calibration its data.
-  if (!config.inputShapes && hasDynamicInput(parseModel(p.fp32Bytes, 'FP32 model'))) {
-    p.log.info({ firstBoot: 'datafree' }, 'the model has dynamic input dimensions and no inputShapes are configured: serving FP32 until the first calibration from live samples');
-    events.emit('first-boot', { serving: 'fp32', reason: 'dynamic input shape' });
-    return p.fp32Bytes;
-  }
-  const { model, profile } = await p.worker.call('datafree', {});
-  let version: number;
-  try {
-    version = p.store.recordActive(model, profile, { reason: 'first boot: data-free calibration' }, null);
-  } catch (err) {
-    // Serving FP32 is consistent with an empty version table; the next calibration retries.
-    events.emit('error', { message: `first boot could not record its data-free calibration: ${errorMessage(err)}`, code: errorCode(err) });
-    events.emit('first-boot', { serving: 'fp32', reason: 'the data-free calibration could not be stored' });
-    return p.fp32Bytes;
-  }
-  p.store.served(version);
-  events.emit('first-boot', { serving: 'int8', version, method: 'datafree' });
-  return model;
 }
