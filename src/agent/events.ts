@@ -10,15 +10,35 @@ export interface AgentLogger {
   error(obj: object, msg?: string): void;
 }
 
+/** Every event the agent says; README.md ("events") documents them for fleet subscribers. */
+export const agentEventTypes = [
+  'started',
+  'first-boot',
+  'statistics.restored',
+  'selection',
+  'calibration.started',
+  'calibration.accepted',
+  'calibration.rejected',
+  'calibration.unchanged',
+  'calibration.failed',
+  'rollback',
+  'rollback.failed',
+  'versions.pruned',
+  'config.changed',
+  'state.rebuilt',
+  'error',
+] as const;
+export type AgentEventType = (typeof agentEventTypes)[number];
+
 export interface AgentEvent {
-  type: string;
+  type: AgentEventType;
   time: number;
   data: Record<string, unknown>;
 }
 
 /** Where the parts of the agent say what happened. */
 export interface EventSink {
-  emit(type: string, data: Record<string, unknown>, persist?: boolean): void;
+  emit(type: AgentEventType, data: Record<string, unknown>, persist?: boolean): void;
 }
 
 export class AgentEvents implements EventSink {
@@ -35,7 +55,7 @@ export class AgentEvents implements EventSink {
     this.listener = listener;
   }
 
-  emit(type: string, data: Record<string, unknown>, persist = true): void {
+  emit(type: AgentEventType, data: Record<string, unknown>, persist = true): void {
     const event: AgentEvent = { type, time: Date.now(), data };
     if (persist) {
       try {
