@@ -110,9 +110,10 @@ class Daemon {
   async drain(expected?: number, timeoutMs = 10_000): Promise<void> {
     // The API hands inputs to the agent in a setImmediate after answering: let those run.
     await new Promise((r) => setImmediate(r));
-    const c = this.agent.counters;
     const t0 = Date.now();
-    while (c.sampled + c.dropped + c.errors < (expected ?? this.sampledCalls)) {
+    for (;;) {
+      const c = this.agent.counts();
+      if (c.sampled + c.dropped + c.errors >= (expected ?? this.sampledCalls)) break;
       if (Date.now() - t0 > timeoutMs) throw new Error('sampled inputs did not reach the buffer in time');
       await new Promise((r) => setTimeout(r, 2));
     }
@@ -120,14 +121,14 @@ class Daemon {
 
   /** Sends `bodies` with every request sampled until the buffer holds `rows` samples. */
   async fill(rows: number, bodies: string[]): Promise<void> {
-    const c = this.agent.counters;
-    let sent = c.sampled + c.dropped + c.errors;
+    const start = this.agent.counts();
+    let sent = start.sampled + start.dropped + start.errors;
     let i = 0;
     this.setSampling(1);
     try {
-      while (c.sampled < rows) {
+      while (this.agent.counts().sampled < rows) {
         // Bursts well under the agent's backlog limit, so nothing is dropped.
-        const burst = Math.min(16, rows - c.sampled);
+        const burst = Math.min(16, rows - this.agent.counts().sampled);
         for (let k = 0; k < burst; k++) await this.infer(bodies[i++ % bodies.length]);
         sent += burst;
         await this.drain(sent);
@@ -182,8 +183,8 @@ export async function daemonBenchmarks(opts: DaemonBenchOptions): Promise<Row[]>
     await a.medianLatency(quick ? 20 : 50); // warm-up
 
     // 1. Sampling on vs off.
-    const sampledBefore = a.agent.counters.sampled;
-    const droppedBefore = a.agent.counters.dropped;
+    const sampledBefore = a.agent.counts().sampled;
+    const droppedBefore = a.agent.counts().dropped;
     const variant = (name: string, oneIn: number) => ({
       name,
       run: async () => {
@@ -200,8 +201,8 @@ export async function daemonBenchmarks(opts: DaemonBenchOptions): Promise<Row[]>
     const [on, tenth, off] = await interleaved([variant('on', 1), variant('default', 10), variant('off', OFF)], { blocks: quick ? 6 : 12, perBlock: quick ? 14 : 30 });
     a.setSampling(OFF);
     await a.drain();
-    const sampled = a.agent.counters.sampled - sampledBefore;
-    const dropped = a.agent.counters.dropped - droppedBefore;
+    const sampled = a.agent.counts().sampled - sampledBefore;
+    const dropped = a.agent.counts().dropped - droppedBefore;
     rows.push({
       section: 'daemon',
       name: 'HTTP p50, sampling every request / sampling off',

@@ -120,11 +120,6 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     };
     return { candidate: await figures(candidate), current: current ? await figures(current) : null };
   },
-
-  async stats() {
-    const c = need(calibrator, 'init');
-    return { method, samples: c.sampleCount, tensors: c.tensors.length };
-  },
 };
 
 let queue: Promise<void> = Promise.resolve();

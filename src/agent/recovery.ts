@@ -9,7 +9,7 @@ import { readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import Database from 'better-sqlite3';
 import type { FsOps } from '../common/index.js';
-import type { NewProfile, ProfileStore } from '../buffer/index.js';
+import type { NewProfile, ProfileStore } from '../state/index.js';
 import { readModel } from '../onnx/index.js';
 import { readProfile, type CalibrationProfile } from '../quant/index.js';
 

@@ -4,12 +4,16 @@
 import { Worker } from 'node:worker_threads';
 import { existsSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { CalibdError } from '../common/index.js';
+import { CalibdError, isErrorCode } from '../common/index.js';
 import type { RequestType, Requests, ResponseMessage } from './worker-protocol.js';
 
+/**
+ * A failure in or of the worker. Typed errors thrown inside it keep their code across the
+ * thread boundary; anything else (a crash, a system error's ENOMEM) is 'worker'.
+ */
 export class WorkerError extends CalibdError {
-  constructor(message: string, code = 'worker', hint = '') {
-    super(code, message, { hint });
+  constructor(message: string, code: unknown = 'worker', hint = '') {
+    super(isErrorCode(code) ? code : 'worker', message, { hint });
   }
 }
 

@@ -43,7 +43,6 @@ export interface Requests {
     req: { candidate: Uint8Array; current: Uint8Array | null; samples: WireSample[]; metric: string | null };
     res: { candidate: Figures; current: Figures | null };
   };
-  stats: { req: Record<string, never>; res: { method: CalibrationMethod; samples: number; tensors: number } };
 }
 
 export type RequestType = keyof Requests;

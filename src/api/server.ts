@@ -7,11 +7,11 @@ import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
-import { CalibdError, calibdVersion } from '../common/index.js';
+import { CalibdError, calibdVersion, httpStatusOf } from '../common/index.js';
 import { printable } from '../common/errors.js';
 import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
-import { recalibrateRequest, rollbackRequest } from '../agent/requests.js';
-import { AdminRequestError, HttpError, InsecureBindError } from './errors.js';
+import { runCommand, type CommandName } from '../agent/commands.js';
+import { HttpError, InsecureBindError } from './errors.js';
 import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { RawBody, readBody } from './body.js';
 import { readJson } from './json-reader.js';
@@ -174,18 +174,22 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   };
 }
 
+/**
+ * The admin commands HTTP serves, by route; the rest (config, buffer) are MQTT only. Each is
+ * checked and run by the command table (agent/commands.ts), as over MQTT, so both answer the
+ * same bad arguments with the same code, and the status comes from the error catalogue.
+ */
+const ADMIN_ROUTES: readonly { command: CommandName & keyof AdminControl; method: 'GET' | 'POST'; url: string }[] = [
+  { command: 'status', method: 'GET', url: '/v2/calibd/status' },
+  { command: 'calibrations', method: 'GET', url: '/v2/calibd/calibrations' },
+  { command: 'recalibrate', method: 'POST', url: '/v2/calibd/recalibrate' },
+  { command: 'rollback', method: 'POST', url: '/v2/calibd/rollback' },
+];
+
 function registerAdminRoutes(app: FastifyInstance, admin: AdminControl): void {
-  app.get('/v2/calibd/status', async () => admin.status());
-  app.get('/v2/calibd/calibrations', async () => ({ calibrations: admin.calibrations() }));
-  // Arguments are checked by the same definitions as the MQTT commands: unknown fields refused.
-  app.post('/v2/calibd/recalibrate', async (req) => {
-    const fields = adminBody(req.body);
-    return adminCall(() => admin.recalibrate(recalibrateRequest(fields)));
-  });
-  app.post('/v2/calibd/rollback', async (req) => {
-    const fields = adminBody(req.body);
-    return adminCall(() => admin.rollback(rollbackRequest(fields)));
-  });
+  for (const { command, method, url } of ADMIN_ROUTES) {
+    app.route({ method, url, handler: async (req) => runCommand(command, admin, method === 'POST' ? adminBody(req.body) : {}) });
+  }
 }
 
 function adminBody(body: unknown): Record<string, unknown> {
@@ -195,16 +199,6 @@ function adminBody(body: unknown): Record<string, unknown> {
   if (value === null) return {};
   if (!isObject(value)) throw new HttpError('invalid-request', 'the body must be a JSON object', { hint: 'send {} or the route\'s fields' });
   return value;
-}
-
-/** Typed errors from checking the arguments or from the agent are about the request (unknown field or version, bad method): 400. */
-async function adminCall<T>(fn: () => Promise<T>): Promise<T> {
-  try {
-    return await fn();
-  } catch (err) {
-    if (err instanceof CalibdError) throw new AdminRequestError(err);
-    throw err;
-  }
 }
 
 function bearerCheck(token: string) {
@@ -300,11 +294,7 @@ function clientFailure(err: Error & { code?: string }, requestTimeoutMs: number)
 
 /** Status, catalogued code and one-line message of any error a request can end in. */
 function describeFailure(err: unknown, contentType: string | undefined): { status: number; code: string; message: string } {
-  if (err instanceof CalibdError) {
-    // Typed errors that carry a status are the caller's fault or a known state; others are ours.
-    const status = 'status' in err && typeof err.status === 'number' ? err.status : 500;
-    return { status, code: err.code, message: err.oneLine() };
-  }
+  if (err instanceof CalibdError) return { status: httpStatusOf(err.code), code: err.code, message: err.oneLine() };
   const status = (err as FastifyError).statusCode;
   if (typeof status === 'number' && status >= 400 && status < 500) {
     const refusal = frameworkRefusal(err as FastifyError, contentType);

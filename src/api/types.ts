@@ -2,6 +2,7 @@
 // to expose the agent's admin actions, without importing the agent itself.
 import type { FastifyBaseLogger } from 'fastify';
 import type { Registry } from 'prom-client';
+import type { CommandTarget } from '../agent/commands.js';
 import type { HttpConfig } from '../config/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
 
@@ -18,17 +19,12 @@ export interface ApiDeps {
     latencyMs: number,
   ) => void;
   admin: AdminControl;
-  /** Extra metrics (agent, buffer, health) appended to GET /metrics. */
+  /** The daemon's metrics (agent/metrics.ts: drift, buffer, calibration totals), appended to GET /metrics. */
   metrics?: Registry;
 }
 
-export interface AdminControl {
-  /** JSON for GET /v2/calibd/status. */
-  status(): unknown;
-  recalibrate(req: { method?: string; full?: boolean }): Promise<{ version: number; state: 'accepted' | 'rejected' | 'unchanged'; figures: Record<string, number> }>;
-  rollback(req: { version?: number }): Promise<{ version: number }>;
-  calibrations(): unknown[];
-}
+/** The part of the agent the admin routes run their commands on (agent/commands.ts). */
+export type AdminControl = Pick<CommandTarget, 'status' | 'calibrations' | 'recalibrate' | 'rollback'>;
 
 /**
  * The config's http section (see src/config/schema.ts for each key; with a token, admin

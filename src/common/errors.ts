@@ -1,15 +1,80 @@
-// Typed errors shared by every module. Each carries the offending value and a hint that
-// says what to do, so the CLI and the HTTP API can print one clear line.
+// Typed errors shared by every module, and the one catalogue of their codes. Each error
+// carries the offending value and a hint that says what to do, so the CLI, the HTTP API and
+// the MQTT commands can print one clear line; its code is one of ERROR_CATALOGUE's keys,
+// which is where the HTTP status comes from, so HTTP and MQTT answer a failure with the
+// same code and no layer decides a status on its own.
+
+/** What a code means, what a caller can do about it, and the HTTP status it is answered with. */
+export interface CatalogueEntry {
+  status: number;
+  meaning: string;
+  action: string;
+}
+
+/**
+ * Every error code calibd answers with. Codes are stable across releases (clients match on
+ * them); messages may be reworded. 4xx: the caller can fix the request; 5xx: calibd could
+ * not do what was asked, and the request may succeed later or after an operator acts.
+ * README.md ("Error codes") lists the same table; a test keeps the two in step.
+ */
+export const ERROR_CATALOGUE = {
+  // Arguments and inputs: the caller's to fix.
+  option: { status: 400, meaning: 'an argument or option is unknown or out of range', action: 'fix the named field' },
+  config: { status: 400, meaning: 'a config key or value is invalid', action: 'fix the named key' },
+  data: { status: 400, meaning: 'input data does not fit what the model expects', action: 'send data of the model\'s shape and type' },
+  request: { status: 400, meaning: 'an inference or MQTT request does not fit the model or the protocol', action: 'fix the request as the message says' },
+  'invalid-json': { status: 400, meaning: 'the body or payload is not JSON, or not a JSON object', action: 'send a JSON object' },
+  'too-deep': { status: 400, meaning: 'JSON nested deeper than the reader follows', action: 'send flat tensor data' },
+  'too-many-values': { status: 400, meaning: 'more JSON values outside tensor data than a request needs', action: 'send only the request\'s fields' },
+  'invalid-request': { status: 400, meaning: 'JSON that is not a KServe v2 request (missing or mistyped fields)', action: 'follow the KServe v2 request format' },
+  'invalid-binary-header': { status: 400, meaning: 'Inference-Header-Content-Length missing, malformed or beyond the body', action: 'send the JSON header length' },
+  'binary-size': { status: 400, meaning: 'binary_data_size disagrees with the bytes sent', action: 'send as many bytes as declared' },
+  'shape-mismatch': { status: 400, meaning: 'tensor data whose count or nesting differs from the declared shape', action: 'send shape-many values' },
+  'non-finite': { status: 400, meaning: 'NaN or ±Infinity in tensor data', action: 'send finite values' },
+  'bad-request': { status: 400, meaning: 'a malformed HTTP request, refused before any route saw it', action: 'send HTTP/1.1' },
+  unauthorized: { status: 401, meaning: 'missing or wrong bearer token, or an unsigned mutating MQTT command', action: 'send the token, or sign the command' },
+  'unknown-model': { status: 404, meaning: 'no such model or model version is served', action: 'use the served name and version' },
+  'no-route': { status: 404, meaning: 'no such HTTP route', action: 'see GET /v2' },
+  'unknown-command': { status: 404, meaning: 'no such admin command', action: 'use one of the listed commands' },
+  'request-timeout': { status: 408, meaning: 'the request did not arrive within http.requestTimeoutMs', action: 'send the whole request at once' },
+  'no-samples': { status: 409, meaning: 'the sample buffer is empty: nothing to calibrate from', action: 'send inference requests first' },
+  'body-too-large': { status: 413, meaning: 'the body is larger than http.maxBodyBytes', action: 'send less, or raise the limit' },
+  'unsupported-media-type': { status: 415, meaning: 'a content type the route does not take', action: 'send application/json (or octet-stream for binary tensors)' },
+  'headers-too-large': { status: 431, meaning: 'the request headers are too large', action: 'send fewer or shorter headers' },
+  // calibd's own failures: the request was fine.
+  internal: { status: 500, meaning: 'an unexpected failure (logged in full, not described)', action: 'read the daemon log' },
+  model: { status: 500, meaning: 'a model file cannot be read, parsed or handled', action: 'check the model file named' },
+  state: { status: 500, meaning: 'the state folder (calibd.db, model files) cannot be read or written; nothing changed', action: 'free disk space or fix the disk, then retry' },
+  worker: { status: 500, meaning: 'the calibration worker failed or crashed', action: 'retry; read the daemon log if it repeats' },
+  credential: { status: 500, meaning: 'a credential file cannot be read', action: 'check the file named' },
+  health: { status: 500, meaning: 'a health probe failed', action: 'none needed: health fields are reported as null' },
+  notify: { status: 500, meaning: 'a systemd notification could not be sent', action: 'check NOTIFY_SOCKET' },
+  mqtt: { status: 502, meaning: 'the MQTT broker cannot be reached', action: 'check mqtt.url and the broker' },
+  'not-ready': { status: 503, meaning: 'no model is loaded yet', action: 'wait for start-up to finish' },
+  unavailable: { status: 503, meaning: 'the inference engine is closed', action: 'retry after the restart' },
+  closed: { status: 503, meaning: 'calibd is shutting down', action: 'retry after the restart' },
+} as const satisfies Record<string, CatalogueEntry>;
+
+export type ErrorCode = keyof typeof ERROR_CATALOGUE;
+
+export function isErrorCode(code: unknown): code is ErrorCode {
+  return typeof code === 'string' && Object.hasOwn(ERROR_CATALOGUE, code);
+}
+
+/** The HTTP status a failure with `code` is answered with. */
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_CATALOGUE[code].status;
+}
 
 export class CalibdError extends Error {
   /** Machine-readable kind, stable across releases (used in API and MQTT error payloads). */
-  readonly code: string;
+  readonly code: ErrorCode;
   /** What the user can do about it. */
   readonly hint: string;
   /** The value that caused the error (a path, a key, a shape …). */
   readonly value: unknown;
 
-  constructor(code: string, message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
+  constructor(code: ErrorCode, message: string, opts: { hint?: string; value?: unknown; cause?: unknown } = {}) {
     super(message, opts.cause !== undefined ? { cause: opts.cause } : undefined);
     this.name = new.target.name;
     this.code = code;

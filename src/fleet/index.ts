@@ -4,10 +4,9 @@ export { FleetMember, type FleetAgent, type FleetMemberOptions, type ResponseBod
 export { FleetClient, type FleetClientOptions, type DeviceReply } from './client.js';
 export { FleetConnection, resolvePassword, readTlsFiles, redactUrl, type ConnectionOptions, type ConnectionStats, type FleetLogger } from './connection.js';
 export { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from './broker.js';
-export { runCommand, type CommandTarget } from './commands.js';
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { BoundedQueue, type QueuedMessage } from './queue.js';
 export { LatencyRecorder, type LatencySummary } from './latency.js';
 export { SignatureVerifier, canonicalJson, readSigningKey, signPayload, signatureOf, type RequestAddress, type VerifyResult } from './signing.js';
-export { commandNames, deviceOf, deviceTopics, isCommandName, mutatingCommands, requestTopic, FLEET_LEVEL, type CommandName, type DeviceTopics } from './topics.js';
+export { deviceOf, deviceTopics, requestTopic, FLEET_LEVEL, type DeviceTopics } from './topics.js';
 export { fleetOptionsFromConfig } from './env.js';

@@ -8,17 +8,17 @@ import { CalibdError, calibdVersion } from '../common/index.js';
 import type { CalibdConfig } from '../config/index.js';
 import { readHealth, type Health } from '../health/index.js';
 import { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from './broker.js';
-import { runCommand, type CommandTarget } from './commands.js';
+import { commandNames, commands, isCommandName, runCommand, type CommandTarget } from '../agent/commands.js';
 import { FleetConnection, readTlsFiles, redactUrl, resolvePassword, type ConnectionStats, type FleetLogger } from './connection.js';
 import type { BackoffOptions } from './backoff.js';
 import { LatencyRecorder } from './latency.js';
 import { SignatureVerifier } from './signing.js';
 import { decodeRequest } from './request.js';
-import { commandNames, deviceTopics, FLEET_LEVEL, isCommandName, mutatingCommands, type DeviceTopics } from './topics.js';
+import { deviceTopics, FLEET_LEVEL, type DeviceTopics } from './topics.js';
 
 /** What the member reads from the agent (CalibrationAgent satisfies it). */
 export interface FleetAgent extends CommandTarget {
-  readonly counters: { inferences: number; errors: number; [k: string]: number };
+  counts(): { inferences: number };
   readonly drift: { score(): number };
   readonly engine: { stats(): { inferences: number; errors: number } };
   on(event: 'event', listener: (e: { type: string; time: number; data: Record<string, unknown> }) => void): unknown;
@@ -113,7 +113,7 @@ export class FleetMember {
       void this.handleRequest(topic, payload, packet);
     });
     this.agent.on('event', this.onEvent);
-    this.lastTick = { time: Date.now(), inferences: this.agent.counters.inferences, errors: this.agent.engine.stats().errors };
+    this.lastTick = { time: Date.now(), inferences: this.agent.counts().inferences, errors: this.agent.engine.stats().errors };
     this.timer = setInterval(() => void this.tick(), c.metricsIntervalSec * 1000);
     this.timer.unref();
     this.conn.start();
@@ -159,7 +159,7 @@ export class FleetMember {
   /** One metrics message; exposed for tests and `scripts/broker-outage.ts`. */
   async metrics(): Promise<Record<string, unknown>> {
     const now = Date.now();
-    const inferences = this.agent.counters.inferences;
+    const inferences = this.agent.counts().inferences;
     const errors = this.agent.engine.stats().errors;
     const dt = Math.max(0.001, (now - this.lastTick.time) / 1000);
     const lat = this.latency.take();
@@ -217,20 +217,21 @@ export class FleetMember {
       if (!(e instanceof CalibdError)) this.log.warn({ err: e.message, command }, 'mqtt command failed unexpectedly');
       this.respond(command, packet, { status: 'error', data, error: e.message, ...(transaction !== undefined ? { transaction } : {}) });
     };
-    let body: Record<string, unknown>;
     try {
-      ({ body, transaction } = decodeRequest(payload));
+      const decoded = decodeRequest(payload);
+      const { body, fields } = decoded;
+      transaction = decoded.transaction;
       if (!isCommandName(command)) {
         throw new CalibdError('unknown-command', `unknown command '${command}'`, { value: command, hint: `commands: ${commandNames.join(', ')}` });
       }
-      if (this.verifier && (mutatingCommands.has(command) || body.sig !== undefined)) {
+      if (this.verifier && (commands[command].mutating || body.sig !== undefined)) {
         const v = this.verifier.verify(request, body);
         if (!v.ok) {
           this.log.warn({ command, topic, reason: v.reason }, 'unsigned or invalid signed command refused');
           throw new CalibdError('unauthorized', `command refused: ${v.reason}`, { hint: 'sign the request with the fleet key (calibd fleet --signing-key-file)' });
         }
       }
-      const data = await runCommand(this.agent, command, body);
+      const data = await runCommand(command, this.agent, fields);
       const extra = command === 'status' ? { mqtt: this.mqttStats() } : {};
       this.respond(command, packet, { status: 'ok', data: command === 'status' ? { ...(data as object), ...extra } : data, ...(transaction !== undefined ? { transaction } : {}) });
     } catch (err) {

@@ -8,8 +8,14 @@ export const MAX_REQUEST_BYTES = 64 * 1024;
 
 const SEND_AN_OBJECT = 'send a JSON object, e.g. {"transaction":"1"}';
 
+/** Fields any request may carry besides its command's arguments (see signing.ts). */
+const ENVELOPE = new Set(['transaction', 'ts', 'sig']);
+
 export interface DecodedRequest {
+  /** The whole object, envelope included (signatures cover all of it). */
   body: Record<string, unknown>;
+  /** The command's own fields, without the envelope. */
+  fields: Record<string, unknown>;
   /** The caller's correlation id, echoed in the response. */
   transaction?: string | number;
 }
@@ -30,5 +36,6 @@ export function decodeRequest(payload: Uint8Array): DecodedRequest {
   }
   const body = parsed as Record<string, unknown>;
   const t = body.transaction;
-  return { body, ...(typeof t === 'string' || typeof t === 'number' ? { transaction: t } : {}) };
+  const fields = Object.fromEntries(Object.entries(body).filter(([k]) => !ENVELOPE.has(k)));
+  return { body, fields, ...(typeof t === 'string' || typeof t === 'number' ? { transaction: t } : {}) };
 }

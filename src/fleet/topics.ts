@@ -1,17 +1,8 @@
 // Topic names under <base>/<device-id>/ and the fleet-wide request prefix. Command names
-// may span levels (config/get), so a request topic is parsed by prefix, not by position.
+// (agent/commands.ts) may span levels (config/get), so a request topic is parsed by prefix,
+// not by position.
 
 export const FLEET_LEVEL = 'fleet';
-
-export const commandNames = ['recalibrate', 'rollback', 'status', 'config/get', 'config/set', 'buffer/stats', 'buffer/clear'] as const;
-export type CommandName = (typeof commandNames)[number];
-
-/** Commands that change state: refused without a valid signature when a signing key is set. */
-export const mutatingCommands: ReadonlySet<string> = new Set(['recalibrate', 'rollback', 'config/set', 'buffer/clear']);
-
-export function isCommandName(s: string): s is CommandName {
-  return (commandNames as readonly string[]).includes(s);
-}
 
 export interface DeviceTopics {
   prefix: string;

@@ -46,7 +46,7 @@ describe('retention.keepVersions', () => {
     running = await startAgent(config, { fs });
     let t = running;
     await feed(t.agent, 120);
-    const methods = ['minmax', 'percentile', 'mse', 'entropy', 'minmax'];
+    const methods = ['minmax', 'percentile', 'mse', 'entropy', 'minmax'] as const;
     for (const [i, method] of methods.entries()) {
       // New digits each time, so no candidate is identical to the one before.
       await feed(t.agent, 10, 120 + i * 10);
@@ -112,7 +112,7 @@ describe('a candidate identical to the active calibration', () => {
     expect(agent.profiles.count()).toBe(2);
     expect(readdirSync(join(dir, 'models')).sort()).toEqual(files);
     expect(agent.engine.stats().swaps).toBe(swaps);
-    expect(agent.counters).toMatchObject({ accepted: 1, unchanged: 20 });
+    expect(agent.counts()).toMatchObject({ accepted: 1, unchanged: 20 });
     expect(agent.events.list({ type: 'calibration.unchanged' })).toHaveLength(20);
     expect(activeEverywhere(agent)).toEqual({ engine: 2, status: 2, db: [2] });
 

@@ -5,7 +5,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { existsSync } from 'node:fs';
 import { loadMnistSplit } from '../../scripts/lib/mnist-data.js';
-import { ProfileStore, openStateDb } from '../../src/buffer/index.js';
+import { ProfileStore, openStateDb } from '../../src/state/index.js';
 import { startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
 import { post, sendDigits, withDb } from '../helpers/serve.js';
 

@@ -1,6 +1,6 @@
 // Shared pieces for the API tests: a small but real AdminControl that keeps a version list,
 // a started server on an ephemeral loopback port, and a KServe request builder.
-import { CalibdError } from '../../src/common/index.js';
+import { OptionError } from '../../src/common/index.js';
 import { httpSchema } from '../../src/config/index.js';
 import { serializeModel } from '../../src/onnx/index.js';
 import { createApiServer, type AdminControl, type ApiDeps, type ApiOptions, type ApiServer } from '../../src/api/index.js';
@@ -11,10 +11,9 @@ export const PIXELS = 28 * 28;
 export const modelA = serializeModel(smallCnn(13, 1));
 export const modelB = serializeModel(smallCnn(13, 2));
 
-class UnknownVersionError extends CalibdError {
-  constructor(version: number) {
-    super('version', `no calibration version ${version}`, { value: version, hint: 'GET /v2/calibd/calibrations lists them' });
-  }
+/** The agent's refusal of a version it does not have. */
+function unknownVersion(version: number): OptionError {
+  return new OptionError(`no calibration version ${version}`, { value: version, hint: 'GET /v2/calibd/calibrations lists them' });
 }
 
 /** Keeps calibration versions in memory and swaps the engine on rollback, as the agent would. */
@@ -44,7 +43,7 @@ export class VersionListAdmin implements AdminControl {
   async rollback(req: { version?: number }) {
     this.calls.push({ op: 'rollback', req });
     const target = req.version ?? this.versions.length - 1;
-    if (!this.versions.some((v) => v.version === target)) throw new UnknownVersionError(target);
+    if (!this.versions.some((v) => v.version === target)) throw unknownVersion(target);
     return { version: target };
   }
 

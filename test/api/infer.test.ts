@@ -1,6 +1,8 @@
 // KServe v2 routes against a real server and engine: metadata, JSON and binary inference,
 // every 4xx case with its status and text, the sampling hook and the metrics endpoint.
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { CalibdError, StateError } from '../../src/common/index.js';
+import { WorkerError } from '../../src/agent/index.js';
 import { Registry, Counter } from 'prom-client';
 import { directRun, inferBody, binaryRequest, modelA, postJson, startServer, PIXELS, type Started } from './helpers.js';
 
@@ -179,32 +181,46 @@ describe('KServe v2 API', () => {
     expect(undecodable.body).toEqual({ error: expect.stringMatching(/3 values, shape \[1,1,28,28\] needs 784/), code: 'shape-mismatch', id: 'def' });
   });
 
-  it('serves admin routes and maps agent errors to 400', async () => {
-    const rec = await postJson(`${s.base}/v2/calibd/recalibrate`, { method: 'entropy', full: true });
+  it('serves admin routes; agent errors get the catalogue\'s status: the caller\'s 4xx, calibd\'s own 5xx', async () => {
+    // No socket needed: Fastify's inject runs the same routes, hooks and error handler.
+    const admin = async (method: 'GET' | 'POST', url: string, payload?: object) => {
+      const res = await s.server.app.inject({ method, url, ...(payload ? { payload } : {}) });
+      return { status: res.statusCode, body: res.json() };
+    };
+    const rec = await admin('POST', '/v2/calibd/recalibrate', { method: 'entropy', full: true });
     expect(rec.status).toBe(200);
     expect(rec.body).toEqual({ version: 2, state: 'accepted', figures: { agreement: 1 } });
     expect(s.admin.calls.at(-1)).toEqual({ op: 'recalibrate', req: { method: 'entropy', full: true } });
 
-    expect((await postJson(`${s.base}/v2/calibd/recalibrate`, { full: 'yes' })).status).toBe(400);
+    expect((await admin('POST', '/v2/calibd/recalibrate', { full: 'yes' })).status).toBe(400);
     const callsBefore = s.admin.calls.length;
     // Unknown fields are refused as over MQTT, naming the field, and the agent is not called.
-    const misspelt = await postJson(`${s.base}/v2/calibd/recalibrate`, { method: 'entropy', fulll: true });
+    const misspelt = await admin('POST', '/v2/calibd/recalibrate', { method: 'entropy', fulll: true });
     expect(misspelt).toMatchObject({ status: 400, body: { error: "recalibrate: unknown field 'fulll': allowed: method, full", code: 'option' } });
-    const extra = await postJson(`${s.base}/v2/calibd/rollback`, { version: 1, force: true });
+    const extra = await admin('POST', '/v2/calibd/rollback', { version: 1, force: true });
     expect(extra).toMatchObject({ status: 400, body: { error: "rollback: unknown field 'force': allowed: version", code: 'option' } });
     expect(s.admin.calls.length).toBe(callsBefore);
-    const cals = await (await fetch(`${s.base}/v2/calibd/calibrations`)).json();
+    const cals = (await admin('GET', '/v2/calibd/calibrations')).body;
     expect(cals.calibrations.map((c: { version: number }) => c.version)).toEqual([1, 2]);
-    expect(await (await fetch(`${s.base}/v2/calibd/status`)).json()).toEqual({ activeVersion: 1, versions: 2 });
+    expect((await admin('GET', '/v2/calibd/status')).body).toEqual({ activeVersion: 1, versions: 2 });
 
-    const ok = await postJson(`${s.base}/v2/calibd/rollback`, { version: 1 });
+    const ok = await admin('POST', '/v2/calibd/rollback', { version: 1 });
     expect(ok).toMatchObject({ status: 200, body: { version: 1 } });
-    const bad = await postJson(`${s.base}/v2/calibd/rollback`, { version: 42 });
+    const bad = await admin('POST', '/v2/calibd/rollback', { version: 42 });
     expect(bad.status).toBe(400);
-    expect(bad.body).toEqual({ error: expect.stringMatching(/no calibration version 42/), code: 'version' });
+    expect(bad.body).toEqual({ error: expect.stringMatching(/no calibration version 42/), code: 'option' });
 
+    // Failures that are calibd's, not the caller's: 5xx with their own code.
+    s.admin.failNext = new WorkerError('calibration worker crashed: out of memory');
+    expect(await admin('POST', '/v2/calibd/recalibrate', {})).toMatchObject({ status: 500, body: { code: 'worker' } });
+    s.admin.failNext = new StateError('recording the new calibration failed (SQLITE_FULL); nothing was changed');
+    expect(await admin('POST', '/v2/calibd/recalibrate', {})).toMatchObject({ status: 500, body: { code: 'state' } });
+    s.admin.failNext = new CalibdError('closed', 'calibd is shutting down');
+    expect(await admin('POST', '/v2/calibd/recalibrate', {})).toMatchObject({ status: 503, body: { code: 'closed' } });
+    s.admin.failNext = new CalibdError('no-samples', 'the sample buffer is empty; nothing to calibrate from');
+    expect(await admin('POST', '/v2/calibd/recalibrate', {})).toMatchObject({ status: 409, body: { code: 'no-samples' } });
     s.admin.failNext = new TypeError('disk on fire');
-    const boom = await postJson(`${s.base}/v2/calibd/recalibrate`, {});
+    const boom = await admin('POST', '/v2/calibd/recalibrate', {});
     expect(boom).toEqual(expect.objectContaining({ status: 500, body: { error: 'internal server error', code: 'internal' } }));
   });
 

@@ -1,6 +1,6 @@
 // Disk faults for the state directory, injected through the two seams calibd's state I/O
 // has: an FsOps object for model files (src/common/atomic-file.ts) and the commit hook of
-// the state database (src/buffer/db.ts). Each fault fires once, on the operation it was
+// the state database (src/state/db.ts). Each fault fires once, on the operation it was
 // armed for, with the error a full or failing disk gives; everything else runs for real.
 import Database from 'better-sqlite3';
 import { realFs, type FsOps } from '../../src/common/index.js';

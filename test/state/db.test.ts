@@ -4,7 +4,7 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSyn
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { EventLog, SampleBuffer, SCHEMA_VERSION, openStateDb, type BufferLogger, type StateDb } from '../../src/buffer/index.js';
+import { EventLog, SampleBuffer, SCHEMA_VERSION, openStateDb, type StateLogger, type StateDb } from '../../src/state/index.js';
 import { StateError } from '../../src/common/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { bytesOf, image, inputs, tempStateDir } from './helpers.js';
@@ -19,7 +19,7 @@ afterEach(() => {
   open = [];
 });
 
-function recordingLogger(): BufferLogger & { errors: object[] } {
+function recordingLogger(): StateLogger & { errors: object[] } {
   const errors: object[] = [];
   return { errors, info() {}, warn() {}, error: (obj: object) => void errors.push(obj) };
 }
@@ -119,8 +119,8 @@ describe('openStateDb', () => {
   it('keeps every flushed row when the process is killed with SIGKILL', () => {
     const dir = tempStateDir();
     const script = join(dir, 'writer.mts');
-    const api = pathToFileURL(join(repoRoot, 'src', 'buffer', 'index.ts')).href;
-    const helpers = pathToFileURL(join(repoRoot, 'test', 'buffer', 'helpers.ts')).href;
+    const api = pathToFileURL(join(repoRoot, 'src', 'state', 'index.ts')).href;
+    const helpers = pathToFileURL(join(repoRoot, 'test', 'state', 'helpers.ts')).href;
     writeFileSync(
       script,
       `import { openStateDb, SampleBuffer } from ${JSON.stringify(api)};

@@ -2,7 +2,7 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { SampleInputs } from '../../src/buffer/index.js';
+import type { SampleInputs } from '../../src/state/index.js';
 
 export function tempStateDir(): string {
   return mkdtempSync(join(tmpdir(), 'calibd-buffer-'));

@@ -12,7 +12,7 @@ import Database from 'better-sqlite3';
 import { StateError } from '../common/index.js';
 
 /** The subset of a pino logger this module uses. */
-export interface BufferLogger {
+export interface StateLogger {
   info(obj: object, msg?: string): void;
   warn(obj: object, msg?: string): void;
   error(obj: object, msg?: string): void;
@@ -79,7 +79,7 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 `;
 
 export interface OpenStateDbOptions {
-  logger?: BufferLogger;
+  logger?: StateLogger;
   /**
    * Called inside every write transaction just before it commits, with what it writes
    * (e.g. 'profiles.activate'). A throw rolls the transaction back: the seam through which
@@ -96,7 +96,7 @@ export class StateDb {
   constructor(
     readonly db: Database.Database,
     readonly path: string,
-    readonly logger: BufferLogger | undefined,
+    readonly logger: StateLogger | undefined,
     /** Where a damaged database was moved on this open, or null. */
     readonly movedAside: string | null,
     private readonly beforeCommit?: (what: string) => void,

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import pino from 'pino';
-import { EventLog, ProfileStore, openStateDb, planEviction, type NewProfile, type StateDb } from '../../src/buffer/index.js';
+import { EventLog, ProfileStore, openStateDb, planEviction, type NewProfile, type StateDb } from '../../src/state/index.js';
 import { OptionError } from '../../src/common/index.js';
 import { CommitFaults } from '../helpers/faults.js';
 import { tempStateDir } from './helpers.js';

@@ -10,7 +10,6 @@ import { DataError } from '../common/index.js';
 import { allFinite, decodeInputs, encodeInputs, validateInputs, type SampleInputs } from './codec.js';
 import type { StateDb } from './db.js';
 import { planEviction, type GroupCount } from './eviction.js';
-import { mulberry32 } from '../common/random.js';
 
 const HOUR_MS = 3_600_000;
 
@@ -47,8 +46,6 @@ export interface StoredSample {
 export interface IterateOptions {
   limit?: number;
   newestFirst?: boolean;
-  /** Rows to skip, e.g. the held-out validation slice. */
-  exceptIds?: ReadonlySet<number> | readonly number[];
   /** Rows read per query; bounds memory. */
   pageSize?: number;
 }
@@ -121,7 +118,6 @@ export class SampleBuffer {
     nextAsc: Database.Statement<[number, number, number], Row>;
     firstDesc: Database.Statement<[number], Row>;
     nextDesc: Database.Statement<[number, number, number], Row>;
-    allIds: Database.Statement<[], number>;
   };
 
   constructor(private readonly state: StateDb, opts: SampleBufferOptions = {}) {
@@ -151,7 +147,6 @@ export class SampleBuffer {
       nextAsc: db.prepare(`SELECT ${COLUMNS} FROM samples WHERE (created_ms, id) > (?, ?) ORDER BY created_ms, id LIMIT ?`),
       firstDesc: db.prepare(`SELECT ${COLUMNS} FROM samples ORDER BY created_ms DESC, id DESC LIMIT ?`),
       nextDesc: db.prepare(`SELECT ${COLUMNS} FROM samples WHERE (created_ms, id) < (?, ?) ORDER BY created_ms DESC, id DESC LIMIT ?`),
-      allIds: db.prepare<[], number>('SELECT id FROM samples ORDER BY id').pluck(),
     };
     state.onClose(() => this.close());
     // Rows may have aged out, or the bounds shrunk, while the daemon was down.
@@ -229,51 +224,22 @@ export class SampleBuffer {
     };
   }
 
-  /** The newest `n` stored samples, newest first. */
-  recent(n: number): StoredSample[] {
-    return [...this.iterate({ limit: n, newestFirst: true })];
-  }
-
   /** Stored samples in time order, read a page at a time. Queued samples are not included. */
   *iterate(opts: IterateOptions = {}): Generator<StoredSample> {
     const limit = opts.limit ?? Infinity;
     const pageSize = Math.max(1, opts.pageSize ?? 64);
-    const except = opts.exceptIds instanceof Set ? opts.exceptIds : new Set(opts.exceptIds ?? []);
     const [first, next] = opts.newestFirst ? [this.stmt.firstDesc, this.stmt.nextDesc] : [this.stmt.firstAsc, this.stmt.nextAsc];
     let yielded = 0;
     let last: Row | undefined;
     while (yielded < limit) {
       const page = last === undefined ? first.all(pageSize) : next.all(last.created_ms, last.id, pageSize);
       for (const row of page) {
-        if (except.has(row.id)) continue;
         yield decodeRow(row);
         if (++yielded >= limit) return;
       }
       if (page.length < pageSize) return;
       last = page[page.length - 1];
     }
-  }
-
-  /** `n` stored samples chosen at random, the same ones for the same seed and contents; in id order. */
-  sample(n: number, seed: number): StoredSample[] {
-    const ids = this.stmt.allIds.all();
-    const k = Math.min(Math.max(0, Math.floor(n)), ids.length);
-    const rand = mulberry32(seed);
-    for (let i = 0; i < k; i++) {
-      const j = i + Math.floor(rand() * (ids.length - i));
-      [ids[i], ids[j]] = [ids[j], ids[i]];
-    }
-    const chosen = ids.slice(0, k).sort((a, b) => a - b);
-    const out: StoredSample[] = [];
-    const CHUNK = 500;
-    for (let i = 0; i < chosen.length; i += CHUNK) {
-      const part = chosen.slice(i, i + CHUNK);
-      const rows = this.db
-        .prepare<number[], Row>(`SELECT ${COLUMNS} FROM samples WHERE id IN (${part.map(() => '?').join(',')}) ORDER BY id`)
-        .all(...part);
-      for (const r of rows) out.push(decodeRow(r));
-    }
-    return out;
   }
 
   /** Drops every stored and queued sample. */
