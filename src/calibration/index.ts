@@ -19,10 +19,14 @@ export {
   selectInt8Nodes, buildVariant, hardwareKey,
   type SelectionOptions, type SelectionResult, type SelectionInput, type AccuracyBudget, type NodeReport, type SelectionStep,
 } from './selection.js';
+export {
+  greedySelection, gainUs, sensitivityGainDb, slowerInInt8, isolatedNodes,
+  type SelectionEvidence, type SelectionLimits, type VariantMeasure, type Timing, type PolicyOutcome,
+} from './selection-policy.js';
 export { analyseLayers, type LayerReport, type LayerAnalysisOptions } from './layers.js';
 export {
-  parseMetric, inferMetric, formatMetric, MetricAccumulator, SqnrAccumulator, argmaxRows, METRIC_KINDS, METRIC_BOUNDS,
-  type TaskMetric, type MetricKind, type MetricBounds,
+  parseMetric, inferMetric, formatMetric, MetricAccumulator, OutputScore, SqnrAccumulator, argmaxRows, METRIC_KINDS, METRIC_BOUNDS,
+  type TaskMetric, type MetricKind, type MetricBounds, type Figures,
 } from './metrics.js';
 export { ChannelMeanObserver } from './channel-means.js';
 export { prepareModel } from './prepare.js';
