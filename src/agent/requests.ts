@@ -3,7 +3,7 @@
 // same OptionError (code 'option') naming the field and what is allowed.
 
 import { OptionError } from '../common/errors.js';
-import { calibrationMethods } from '../config/index.js';
+import { RANGE_METHODS } from '../calibration/methods.js';
 
 export interface RecalibrateRequest {
   method?: string;
@@ -29,8 +29,8 @@ export function refuseUnknownFields(command: string, fields: Record<string, unkn
 export function recalibrateRequest(fields: Record<string, unknown>): RecalibrateRequest {
   refuseUnknownFields('recalibrate', fields, RECALIBRATE_FIELDS);
   const { method, full } = fields;
-  if (method !== undefined && !(calibrationMethods as readonly unknown[]).includes(method)) {
-    throw new OptionError(`unknown calibration method '${String(method)}'`, { value: method, hint: `use one of ${calibrationMethods.join(', ')}` });
+  if (method !== undefined && !(RANGE_METHODS as readonly unknown[]).includes(method)) {
+    throw new OptionError(`unknown calibration method '${String(method)}'`, { value: method, hint: `use one of ${RANGE_METHODS.join(', ')}` });
   }
   if (full !== undefined && typeof full !== 'boolean') throw new OptionError(`'full' must be true or false`, { value: full });
   return { method: method as string | undefined, full };
