@@ -20,8 +20,8 @@ import { EventEmitter } from 'node:events';
 import { existsSync, mkdirSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { schedule, type ScheduledTask } from 'node-cron';
-import { CalibdError, OptionError, StateError, calibdVersion, errorMessage, realFs, writeFileAtomic, type FsOps } from '../common/index.js';
-import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
+import { CalibdError, OptionError, StateError, calibdVersion, errorMessage, realFs, writeFileAtomic, type FsOps, type Logger } from '../common/index.js';
+import { hasDynamicInput, hardwareKey, METRIC_BOUNDS, parseMetric, RANGE_METHODS, type CalibrationMethod, type SelectionResult } from '../calibration/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type NewProfile, type ProfileRecord, type StateDb, type StoredSample } from '../buffer/index.js';
 import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
 import { parseModel, readModel, serializeModel, type ModelProto } from '../onnx/index.js';
@@ -33,11 +33,8 @@ import { gate, type Figures } from './gate.js';
 import { CalibrationWorker } from './worker-client.js';
 import type { WireSample } from './worker-protocol.js';
 
-export interface AgentLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+/** Kept for callers of the agent's old name; the one logger type is common's `Logger`. */
+export type AgentLogger = Logger;
 
 /**
  * The seams of the agent's state I/O: the file operations behind model files, and a hook
@@ -64,7 +61,7 @@ export interface AgentEvent {
 
 type Trigger = 'command' | 'schedule' | 'cron' | 'drift' | 'first-data';
 
-const LIVE_METHODS: readonly string[] = ['minmax', 'percentile', 'entropy', 'mse'];
+const LIVE_METHODS: readonly string[] = RANGE_METHODS;
 /** One sample in this many is held out for validation. */
 const HOLDOUT_EVERY = 5;
 /** Sampled inputs waiting for the worker beyond this are dropped (and counted). */

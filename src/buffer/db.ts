@@ -9,14 +9,10 @@
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StateError } from '../common/index.js';
+import { StateError, type Logger } from '../common/index.js';
 
-/** The subset of a pino logger this module uses. */
-export interface BufferLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
+/** Kept for callers of this module's old name; the one logger type is common's `Logger`. */
+export type BufferLogger = Logger;
 
 export const DB_FILE = 'calibd.db';
 /** Bump when the schema changes, and add a step to `migrate`. */
