@@ -1,6 +1,6 @@
 // The daemon's own costs, measured on the agent and HTTP API wired together in this process
 // the way `calibd serve` wires them, so variants can alternate block by block (see
-// timing.ts and DESIGN.md's field notes on timing):
+// timing.ts and the field notes on timing in docs/ARCHITECTURE.md):
 //   1. sampling every request vs sampling off: p50 of HTTP inference (batch 1 digits);
 //   2. p99 while a full recalibration runs in the background vs steady;
 //   3. swap time (build + warm, accept → swapped) over repeated rollbacks;
