@@ -299,101 +299,129 @@ function line(metric: TaskMetric, acc: Figures): string {
   return `${metric.name} ${formatMetric(metric, acc.value)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${acc.sqnrDb.toFixed(1)} dB`;
 }
 
-/** Picks the nodes to leave FP32. `validation` is held out from calibration. */
-export async function selectInt8Nodes(input: SelectionInput, validation: SampleSource, opts: SelectionOptions = {}): Promise<SelectionResult> {
-  const log = opts.log ?? (() => undefined);
+/** What selectInt8Nodes works on: the prepared graph, its full plan and the measuring tools. */
+interface Workbench {
+  input: SelectionInput;
+  index: GraphIndex;
+  byName: Map<string, NodeProto>;
+  fullPlan: QuantizationPlan;
+  full: { model: ModelProto; plan: QuantizationPlan };
+  candidates: string[];
+  validator: Validator;
+  bench: LatencyBench;
+  variants: Variants;
+  /** The first validation sample: what profiles and timings run on. */
+  feeds: Record<string, ort.Tensor>;
+  threads: number;
+}
+
+/** Step 1, the full INT8 model: accuracy, per-tensor SQNR, per-node kernel time, latency. */
+async function measureFullModel(w: Workbench, validation: SampleSource, profileRuns: number) {
+  const { input, index, fullPlan, full, validator, threads } = w;
+  const acc = await validator.check(full.model);
+  const perTensor = await compareModels(input.prepared, full.model, validation, {
+    perTensor: true,
+    int8Tensors: new Map(fullPlan.tensors.filter((t) => index.producer.has(t)).map((t) => [t, dequantizedName(t)])),
+    threads,
+  });
+  const tensorSqnr = new Map((perTensor.tensors ?? []).map((t) => [t.name, t.sqnrDb]));
+  const kernels = await kernelTimes(input.prepared, full.model, fullPlan, w.feeds, profileRuns, threads);
+  const time = await w.bench.time(full.model);
+  return { acc, time, tensorSqnr, kernels };
+}
+
+/** Step 2: output SQNR with each compute node alone in FP32, on the first `samples` samples. */
+async function sensitivities(w: Workbench, samples: number): Promise<{ baseDb: number; db: Map<string, number> }> {
+  const base = await w.validator.check(w.full.model, samples);
+  const db = new Map<string, number>();
+  for (const n of w.candidates) {
+    if (COMPUTE_OPS.has(w.byName.get(n)!.opType)) db.set(n, (await w.variants.accuracy([n], samples)).sqnrDb);
+  }
+  return { baseDb: base.sqnrDb, db };
+}
+
+/** Each candidate's decision and why, with its kernel times and SQNR figures. */
+function nodeReports(w: Workbench, evidence: SelectionEvidence, tensorSqnr: Map<string, number>, int8Set: Set<string>, reasons: Map<string, string>): NodeReport[] {
+  return w.candidates.map((n) => {
+    const node = w.byName.get(n)!;
+    return {
+      node: n,
+      opType: node.opType,
+      fp32Us: evidence.fp32Us.get(n) ?? 0,
+      int8Us: evidence.int8Us.get(n) ?? 0,
+      tensorSqnrDb: tensorSqnr.get(resultTensor(w.index, node)) ?? null,
+      sensitivityDb: evidence.sensitivityDb.get(n) ?? null,
+      decision: int8Set.has(n) ? 'int8' : 'fp32',
+      reason: int8Set.has(n) ? 'pays' : (reasons.get(n) ?? 'follows an FP32 input'),
+    };
+  });
+}
+
+async function workbench(input: SelectionInput, validation: SampleSource, opts: SelectionOptions): Promise<Workbench> {
   const threads = opts.threads ?? 1;
   const validator = await Validator.create(input.prepared, validation, threads, opts.metric);
-  const metric = validator.metric;
-  const { budget, meets, legacy } = resolveBudget(opts, metric);
-  log(`metric: ${metric.name}${opts.metric ? '' : ' (inferred from the output)'}, budget ${legacy ? `agreement ${budget.agreement}, SQNR ${budget.sqnrDb} dB` : formatMetric(metric, budget.value!)}`);
-  const target = opts.targetRatio ?? 1.0;
-  const prepared = input.prepared;
-  const index = new GraphIndex(prepared.graph!);
-  const byName = new Map<string, NodeProto>(prepared.graph!.node.filter((n) => n.name).map((n) => [n.name, n]));
-
-  const fullPlan = planQuantization(prepared, input.options);
+  const index = new GraphIndex(input.prepared.graph!);
+  const byName = new Map<string, NodeProto>(input.prepared.graph!.node.filter((n) => n.name).map((n) => [n.name, n]));
+  const fullPlan = planQuantization(input.prepared, input.options);
   const full = buildVariant(input, fullPlan, []);
   // Decisions are per compute node and per chained op; shape ops follow their input.
   const isCandidate = (n: string) => byName.has(n) && (COMPUTE_OPS.has(byName.get(n)!.opType) || CHAINED_OPS.has(byName.get(n)!.opType));
-  const candidates = fullPlan.nodes.filter(isCandidate);
   const feeds = validator.firstSample();
-  const bench = await LatencyBench.create(prepared, feeds, threads, opts.timing);
+  const bench = await LatencyBench.create(input.prepared, feeds, threads, opts.timing);
   const variants = new Variants(input, fullPlan, validator, bench);
-  const steps: SelectionStep[] = [];
+  return { input, index, byName, fullPlan, full, candidates: fullPlan.nodes.filter(isCandidate), validator, bench, variants, feeds, threads };
+}
 
+/** Picks the nodes to leave FP32. `validation` is held out from calibration. */
+export async function selectInt8Nodes(input: SelectionInput, validation: SampleSource, opts: SelectionOptions = {}): Promise<SelectionResult> {
+  const log = opts.log ?? (() => undefined);
+  const w = await workbench(input, validation, opts);
+  const metric = w.validator.metric;
+  const { budget, meets, legacy } = resolveBudget(opts, metric);
+  log(`metric: ${metric.name}${opts.metric ? '' : ' (inferred from the output)'}, budget ${legacy ? `agreement ${budget.agreement}, SQNR ${budget.sqnrDb} dB` : formatMetric(metric, budget.value!)}`);
+  const target = opts.targetRatio ?? 1.0;
   try {
-    // 1. The full INT8 model: accuracy, per-tensor SQNR, per-node kernel time, latency.
-    const accFull = await validator.check(full.model);
-    const perTensor = await compareModels(prepared, full.model, validation, {
-      perTensor: true,
-      int8Tensors: new Map(fullPlan.tensors.filter((t) => index.producer.has(t)).map((t) => [t, dequantizedName(t)])),
-      threads,
-    });
-    const tensorSqnr = new Map((perTensor.tensors ?? []).map((t) => [t.name, t.sqnrDb]));
-    const kernels = await kernelTimes(prepared, full.model, fullPlan, feeds, opts.profileRuns ?? 30, threads);
-    const fullTime = await bench.time(full.model);
-    log(`full INT8: ratio ${fullTime.ratio.toFixed(3)}, ${line(metric, accFull)}`);
-    steps.push({ step: 'full INT8', excluded: 0, ...accFull, ratio: fullTime.ratio, kept: true });
+    const full = await measureFullModel(w, validation, opts.profileRuns ?? 30);
+    log(`full INT8: ratio ${full.time.ratio.toFixed(3)}, ${line(metric, full.acc)}`);
+    const steps: SelectionStep[] = [{ step: 'full INT8', excluded: 0, ...full.acc, ratio: full.time.ratio, kept: true }];
+    const sens = await sensitivities(w, opts.sensitivitySamples ?? 32);
 
-    // 2. Sensitivity: output SQNR with each compute node alone in FP32.
-    const sensSamples = opts.sensitivitySamples ?? 32;
-    const sensBase = await validator.check(full.model, sensSamples);
-    const sensitivity = new Map<string, number>();
-    for (const n of candidates) {
-      if (COMPUTE_OPS.has(byName.get(n)!.opType)) sensitivity.set(n, (await variants.accuracy([n], sensSamples)).sqnrDb);
-    }
-
-    // 3. The greedy search from full INT8.
+    // Step 3: the greedy search from full INT8.
     const evidence: SelectionEvidence = {
-      candidates,
-      fp32Us: kernels.fp32.perUnit,
-      int8Us: kernels.int8.perUnit,
-      sensitivityDb: sensitivity,
-      sensitivityBaseDb: sensBase.sqnrDb,
-      boundaryUs: kernels.boundaryUs,
-      neighbours: neighbourMap(index, byName, candidates),
-      full: { acc: accFull, time: fullTime },
+      candidates: w.candidates,
+      fp32Us: full.kernels.fp32.perUnit,
+      int8Us: full.kernels.int8.perUnit,
+      sensitivityDb: sens.db,
+      sensitivityBaseDb: sens.baseDb,
+      boundaryUs: full.kernels.boundaryUs,
+      neighbours: neighbourMap(w.index, w.byName, w.candidates),
+      full: { acc: full.acc, time: full.time },
     };
     const limits = { meets, target, prefer: opts.preferRatio ?? 0.9, maxTimings: opts.maxTimings ?? 8, timingsUsed: 1 };
-    const outcome = await greedySelection(evidence, variants, limits, (s, acc) => {
+    const outcome = await greedySelection(evidence, w.variants, limits, (s, acc) => {
       log(`${s.step}: ${s.excluded} FP32, ratio ${s.ratio!.toFixed(3)}, ${line(metric, acc)}${s.kept ? '' : ' (not kept)'}`);
     });
-    steps.push(...outcome.steps);
-    const final = variants.build(outcome.exclude);
+    const final = w.variants.build(outcome.exclude);
     const { acc: finalAcc, time: finalTime } = outcome.final;
-    steps.push({ step: 'final', excluded: outcome.exclude.length, ...finalAcc, ratio: finalTime.ratio, kept: true });
+    steps.push(...outcome.steps, { step: 'final', excluded: outcome.exclude.length, ...finalAcc, ratio: finalTime.ratio, kept: true });
     log(`final: ${final.plan.nodes.length} INT8 nodes, ratio ${finalTime.ratio.toFixed(3)}, ${line(metric, finalAcc)}`);
 
     const int8Set = new Set(final.plan.nodes);
-    const perNode = candidates.map((n): NodeReport => {
-      const node = byName.get(n)!;
-      return {
-        node: n,
-        opType: node.opType,
-        fp32Us: kernels.fp32.perUnit.get(n) ?? 0,
-        int8Us: kernels.int8.perUnit.get(n) ?? 0,
-        tensorSqnrDb: tensorSqnr.get(resultTensor(index, node)) ?? null,
-        sensitivityDb: sensitivity.get(n) ?? null,
-        decision: int8Set.has(n) ? 'int8' : 'fp32',
-        reason: int8Set.has(n) ? 'pays' : (outcome.reasons.get(n) ?? 'follows an FP32 input'),
-      };
-    });
     const int8Nodes = final.plan.nodes.length;
     return {
-      exclude: candidates.filter((n) => !int8Set.has(n)),
-      outcome: int8Nodes === 0 ? 'all-fp32' : int8Nodes === fullPlan.nodes.length ? 'full-int8' : 'mixed',
+      exclude: w.candidates.filter((n) => !int8Set.has(n)),
+      outcome: int8Nodes === 0 ? 'all-fp32' : int8Nodes === w.fullPlan.nodes.length ? 'full-int8' : 'mixed',
       // All FP32 is the FP32 graph itself: its ratio is 1 whatever the timing noise says.
       met: { latency: int8Nodes === 0 || finalTime.ratio <= target, accuracy: meets(finalAcc) },
       int8Nodes,
-      latency: { fp32Ms: finalTime.fp32Ms, fullInt8Ms: fullTime.int8Ms, autoMs: finalTime.int8Ms, ratio: finalTime.ratio, fullInt8Ratio: fullTime.ratio, batch: 1 },
-      accuracy: { metric: metric.name, budget, samples: validator.samples, fullInt8: accFull, auto: finalAcc },
-      overheadUs: { fp32: kernels.fp32.overheadUs, int8: kernels.int8.overheadUs },
-      perNode,
+      latency: { fp32Ms: finalTime.fp32Ms, fullInt8Ms: full.time.int8Ms, autoMs: finalTime.int8Ms, ratio: finalTime.ratio, fullInt8Ratio: full.time.ratio, batch: 1 },
+      accuracy: { metric: metric.name, budget, samples: w.validator.samples, fullInt8: full.acc, auto: finalAcc },
+      overheadUs: { fp32: full.kernels.fp32.overheadUs, int8: full.kernels.int8.overheadUs },
+      perNode: nodeReports(w, evidence, full.tensorSqnr, int8Set, outcome.reasons),
       steps,
-      hardware: hardwareKey(threads),
+      hardware: hardwareKey(w.threads),
     };
   } finally {
-    await bench.release();
+    await w.bench.release();
   }
 }
