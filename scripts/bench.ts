@@ -18,7 +18,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { calibrate, arraySource, type CalibrationMethod } from '../src/calibration/index.js';
+import { calibrate, arraySource, RANGE_METHODS, type CalibrationMethod } from '../src/calibration/index.js';
 import { writeNpy } from '../src/common/index.js';
 import { readModel, serializeModel } from '../src/onnx/index.js';
 import { createSession, ort } from '../src/runtime/index.js';
@@ -92,7 +92,7 @@ async function calibrationCost(fp32Bytes: Uint8Array, images: Float32Array) {
   }
   await s.release();
   const model = readModel(modelPath);
-  const methods: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+  const methods: CalibrationMethod[] = [...RANGE_METHODS];
   for (const method of methods) {
     let best = Infinity;
     for (let r = 0; r < (quick ? 1 : 2); r++) {

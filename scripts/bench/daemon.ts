@@ -1,6 +1,6 @@
 // The daemon's own costs, measured on the agent and HTTP API wired together in this process
 // the way `calibd serve` wires them, so variants can alternate block by block (see
-// timing.ts and DESIGN.md's field notes on timing):
+// timing.ts and the field notes on timing in docs/ARCHITECTURE.md):
 //   1. sampling every request vs sampling off: p50 of HTTP inference (batch 1 digits);
 //   2. p99 while a full recalibration runs in the background vs steady;
 //   3. swap time (build + warm, accept → swapped) over repeated rollbacks;
@@ -11,7 +11,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CalibrationAgent, agentMetrics, type AgentEvent, type AgentLogger } from '../../src/agent/index.js';
+import { CalibrationAgent, agentMetrics, type AgentEvent } from '../../src/agent/index.js';
+import type { Logger } from '../../src/common/index.js';
 import { createApiServer, type ApiServer } from '../../src/api/index.js';
 import { parseConfig } from '../../src/config/index.js';
 import { loadMnistSplit, IMAGE_SIZE } from '../lib/mnist-data.js';
@@ -30,7 +31,7 @@ const modelPath = join(import.meta.dirname, '..', '..', 'models', 'mnist-cnn.onn
 /** sampling.oneIn that samples nothing in practice: Math.random() * OFF < 1 about once in 10^9. */
 const OFF = 1_000_000_000;
 
-const silent: AgentLogger = { info() {}, warn() {}, error() {} };
+const silent: Logger = { info() {}, warn() {}, error() {} };
 
 const median = (xs: number[]) => percentile([...xs].sort((a, b) => a - b), 0.5);
 const ms = (x: number) => `${x.toFixed(x < 10 ? 3 : 1)} ms`;

@@ -3,7 +3,7 @@
 // on the bundled MNIST CNN (2,000 held-out test digits with labels).
 // Run with `npm run bench -- --methods`.
 
-import { arraySource, calibrate, compareModels, type CalibrationMethod } from '../../src/calibration/index.js';
+import { arraySource, calibrate, compareModels, RANGE_METHODS, type CalibrationMethod } from '../../src/calibration/index.js';
 import { readModel } from '../../src/onnx/index.js';
 import { loadMnistSplit, IMAGE_SIZE } from '../lib/mnist-data.js';
 import { syntheticTextLines } from '../lib/ocr-synthetic.js';
@@ -28,7 +28,7 @@ export async function mnistMethodTable(modelPath: string, opts: { quick?: boolea
   const testSource = arraySource({ input: { data: test.images, dims: [test.count, 1, 28, 28] } });
   const rows: MethodRow[] = [];
   const counts = opts.quick ? [10, 100, 1000] : SAMPLE_COUNTS;
-  const methods: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+  const methods: CalibrationMethod[] = [...RANGE_METHODS];
   const run = async (method: CalibrationMethod, n: number, perChannel: boolean) => {
     const source = method === 'datafree' ? null : arraySource({ input: { data: train.images.subarray(0, n * IMAGE_SIZE), dims: [n, 1, 28, 28] } });
     const t0 = performance.now();
@@ -76,8 +76,8 @@ export async function ocrMethodTable(modelPath: string, opts: { quick?: boolean;
     rows.push({ model: 'ocr-cls', method, samples: n, perChannel, lossPoints: 100 * (1 - r.agreement), agreement: r.agreement, sqnrDb: r.sqnrDb, calibrateMs });
     opts.log?.(`ocr ${method} n=${n} ${perChannel ? 'per-channel' : 'per-tensor'}: agreement ${(100 * r.agreement).toFixed(1)}%, ${calibrateMs.toFixed(0)} ms`);
   };
-  for (const method of ['minmax', 'percentile', 'entropy', 'mse'] as CalibrationMethod[]) for (const n of counts) await run(method, n, true);
-  for (const method of ['minmax', 'percentile', 'entropy', 'mse'] as CalibrationMethod[]) await run(method, 100, false);
+  for (const method of RANGE_METHODS) for (const n of counts) await run(method, n, true);
+  for (const method of RANGE_METHODS) await run(method, 100, false);
   await run('datafree', 0, true);
   await run('datafree', 0, false);
   return rows;

@@ -8,7 +8,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { arraySource, calibrate, toFeeds, type CalibrationMethod } from '../../src/calibration/index.js';
+import { arraySource, calibrate, toFeeds, RANGE_METHODS, type CalibrationMethod } from '../../src/calibration/index.js';
 import { writeNpy } from '../../src/common/index.js';
 import { readModel } from '../../src/onnx/index.js';
 import { createSession } from '../../src/runtime/index.js';
@@ -24,7 +24,7 @@ interface ModelCase {
 
 const FILE_SAMPLES = 10;
 const COUNTS = [10, 50, 100];
-const METHODS: CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+const METHODS: CalibrationMethod[] = [...RANGE_METHODS];
 
 function modelCases(): ModelCase[] {
   return [

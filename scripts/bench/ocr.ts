@@ -5,7 +5,7 @@
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { arraySource, calibrate, toFeeds, type CalibrationMethod } from '../../src/calibration/index.js';
+import { arraySource, calibrate, toFeeds, RANGE_METHODS, type CalibrationMethod } from '../../src/calibration/index.js';
 import { readModel, serializeModel } from '../../src/onnx/index.js';
 import { createSession, ort } from '../../src/runtime/index.js';
 import { syntheticTextLines } from '../lib/ocr-synthetic.js';
@@ -73,7 +73,7 @@ export async function ocrBench(opts: { quick: boolean; log: (s: string) => void 
     forwardMs = Math.min(forwardMs, performance.now() - t0);
   }
   await sFp.release();
-  const methods: CalibrationMethod[] = opts.quick ? ['minmax', 'entropy'] : ['minmax', 'percentile', 'entropy', 'mse'];
+  const methods: CalibrationMethod[] = opts.quick ? ['minmax', 'entropy'] : [...RANGE_METHODS];
   for (const method of methods) {
     const t0 = performance.now();
     await calibrate(fp32, source, { method });

@@ -14,13 +14,15 @@ import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { errorMessage, realFs, type FsOps } from '../common/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type StateDb } from '../state/index.js';
-import { applyRuntimeChange, calibrationMethods, type CalibdConfig, type CalibrationMethod } from '../config/index.js';
+import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
+import { isRangeMethod, type RangeMethod } from '../calibration/methods.js';
 import { readModel, serializeModel } from '../onnx/index.js';
 import { sha256 } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import type { RecalibrateRequest, RollbackRequest } from './commands.js';
 import { DriftMonitor } from './drift.js';
-import { AgentEvents, type AgentEvent, type AgentLogger } from './events.js';
+import { AgentEvents, type AgentEvent } from './events.js';
+import type { Logger } from '../common/index.js';
 import { firstBoot } from './first-boot.js';
 import { ModelStore, errorCode } from './model-store.js';
 import { RecalibrationPipeline, type AgentCounters, type RecalibrationResult } from './pipeline.js';
@@ -31,7 +33,7 @@ import { afterSampleTrigger, everyNInferencesDue, type Trigger } from './trigger
 import { CalibrationWorker } from './worker-client.js';
 import type { WireSample } from './worker-protocol.js';
 
-export type { AgentEvent, AgentLogger } from './events.js';
+export type { AgentEvent } from './events.js';
 export type { AgentCounters, RecalibrationResult } from './pipeline.js';
 
 /**
@@ -53,10 +55,10 @@ interface Parts {
   store: ModelStore;
   worker: CalibrationWorker;
   engine: InferenceEngine;
-  method: CalibrationMethod;
+  method: RangeMethod;
   fp32Sha256: string;
   fs: FsOps;
-  log: AgentLogger;
+  log: Logger;
 }
 
 export class CalibrationAgent extends EventEmitter {
@@ -73,7 +75,7 @@ export class CalibrationAgent extends EventEmitter {
   private readonly worker: CalibrationWorker;
   private readonly pipeline: RecalibrationPipeline;
   private readonly cron: RecalibrationCron;
-  private readonly log: AgentLogger;
+  private readonly log: Logger;
   private readonly fp32Sha256: string;
   private readonly counters: AgentCounters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, errors: 0 };
   /** Inference count at the last every-N-inferences trigger. */
@@ -129,7 +131,7 @@ export class CalibrationAgent extends EventEmitter {
   }
 
   /** Opens the state, restores the active calibration (or makes the first) and starts serving. */
-  static async start(config: CalibdConfig, log: AgentLogger, io: StateIo = {}): Promise<CalibrationAgent> {
+  static async start(config: CalibdConfig, log: Logger, io: StateIo = {}): Promise<CalibrationAgent> {
     const fp32Bytes = serializeModel(readModel(resolve(config.model)));
     const fp32Sha256 = sha256(fp32Bytes);
     const fs = io.fs ?? realFs;
@@ -350,6 +352,6 @@ export class CalibrationAgent extends EventEmitter {
   }
 }
 
-function isLiveMethod(method: string): method is CalibrationMethod {
-  return (calibrationMethods as readonly string[]).includes(method);
+function isLiveMethod(method: string): method is RangeMethod {
+  return isRangeMethod(method);
 }

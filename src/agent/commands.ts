@@ -6,7 +6,8 @@
 
 import { z } from 'zod';
 import { OptionError, printableJson } from '../common/errors.js';
-import { calibrationMethods, isRuntimeTunableKey, redactedConfig, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
+import { RANGE_METHODS } from '../calibration/methods.js';
+import { isRuntimeTunableKey, redactedConfig, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
 
 /** What the commands call on the agent (CalibrationAgent satisfies it structurally). */
 export interface CommandTarget {
@@ -22,7 +23,7 @@ export interface CommandTarget {
 const positiveVersion = "'version' must be a positive integer";
 
 const recalibrateSchema = z.strictObject({
-  method: z.enum(calibrationMethods, { error: (iss) => `unknown calibration method '${String(iss.input)}'` }).optional(),
+  method: z.enum(RANGE_METHODS, { error: (iss) => `unknown calibration method '${String(iss.input)}'` }).optional(),
   full: z.boolean({ error: "'full' must be true or false" }).optional(),
 });
 const rollbackSchema = z.strictObject({
@@ -61,7 +62,7 @@ export const commands = {
     name: 'recalibrate',
     mutating: true,
     schema: recalibrateSchema,
-    hints: { method: `use one of ${calibrationMethods.join(', ')}` },
+    hints: { method: `use one of ${RANGE_METHODS.join(', ')}` },
     run: (agent: Pick<CommandTarget, 'recalibrate'>, args) => agent.recalibrate(args),
   }),
   rollback: command({

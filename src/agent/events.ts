@@ -2,13 +2,9 @@
 // and handed to listeners (the fleet member publishes them). Every part of the agent reports
 // through one EventSink, so what happened is said the same way wherever it happened.
 
+import type { Logger } from '../common/index.js';
 import type { EventLog } from '../state/index.js';
 
-export interface AgentLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 /** Every event the agent says; README.md ("events") documents them for fleet subscribers. */
 export const agentEventTypes = [
@@ -47,7 +43,7 @@ export class AgentEvents implements EventSink {
 
   constructor(
     private readonly log: EventLog,
-    private readonly logger: AgentLogger,
+    private readonly logger: Logger,
   ) {}
 
   /** Hands every event from now on to `listener` (the agent re-emits them to its subscribers). */

@@ -5,7 +5,8 @@ import { errorMessage } from '../common/index.js';
 import { hasDynamicInput } from '../calibration/index.js';
 import type { CalibdConfig } from '../config/index.js';
 import { parseModel } from '../onnx/index.js';
-import type { AgentLogger, EventSink } from './events.js';
+import type { Logger } from '../common/index.js';
+import type { EventSink } from './events.js';
 import { errorCode, type ModelStore } from './model-store.js';
 import type { CalibrationWorker } from './worker-client.js';
 
@@ -13,7 +14,7 @@ import type { CalibrationWorker } from './worker-client.js';
  * The model the first start serves: FP32 when asked for (or when a dynamic model has no
  * shapes to probe with), else a data-free calibration recorded as version 1.
  */
-export async function firstBoot(p: { config: CalibdConfig; fp32Bytes: Uint8Array; worker: CalibrationWorker; store: ModelStore; events: EventSink; log: AgentLogger }): Promise<Uint8Array> {
+export async function firstBoot(p: { config: CalibdConfig; fp32Bytes: Uint8Array; worker: CalibrationWorker; store: ModelStore; events: EventSink; log: Logger }): Promise<Uint8Array> {
   const { config, events } = p;
   if (config.firstBoot === 'fp32') {
     events.emit('first-boot', { serving: 'fp32' });

@@ -2,19 +2,14 @@
 // least as good against FP32 on the held-out samples, judged on the model's task metric
 // (top-1 agreement for a classifier, mask IoU for a detector's map, …). Pure decision.
 
-import { formatMetric, parseMetric, type TaskMetric } from '../calibration/index.js';
+import { formatMetric, parseMetric, type Figures as OutputFigures, type TaskMetric } from '../calibration/index.js';
 
-export interface Figures {
-  /** Top-1 agreement with FP32, in [0, 1] (argmax over the first output's last axis). */
-  agreement: number;
-  /** Output SQNR against FP32, dB. */
-  sqnrDb: number;
-  samples: number;
-  /** The task metric's value (worst output). Absent in older callers: the agreement. */
-  value?: number;
-  /** The task metric's name, e.g. 'mask-iou:0.3'. */
-  metric?: string;
-}
+/**
+ * calibration's Figures on the held-out samples, with how many there were and the task
+ * metric's name (e.g. 'mask-iou:0.3'). `value` (worst output) may be absent in older
+ * callers: the agreement then stands for it.
+ */
+export type Figures = Omit<OutputFigures, 'value'> & Partial<Pick<OutputFigures, 'value'>> & { samples: number; metric?: string };
 
 export interface GateDecision {
   accept: boolean;

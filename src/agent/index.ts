@@ -1,6 +1,6 @@
 // The daemon's policy: sampling, recalibration triggers, the validation gate, hot-swap
 // and rollback, the admin commands, and the worker thread that does the calibration work.
-export { CalibrationAgent, type AgentCounters, type AgentEvent, type AgentLogger, type RecalibrationResult, type StateIo } from './agent.js';
+export { CalibrationAgent, type AgentCounters, type AgentEvent, type RecalibrationResult, type StateIo } from './agent.js';
 export { commandNames, commands, checkArguments, isCommandName, runCommand, type CommandName, type CommandTarget } from './commands.js';
 export { DriftMonitor, psi, type DriftOptions } from './drift.js';
 export { gate, type Figures, type GateDecision } from './gate.js';

@@ -12,7 +12,8 @@ import { CalibdError, OptionError, StateError, errorMessage, writeFileAtomic, ty
 import { readModel, parseModel } from '../onnx/index.js';
 import { graphSha256, sha256, type CalibrationProfile } from '../quant/index.js';
 import type { NewProfile, ProfileRecord, ProfileStore } from '../state/index.js';
-import type { AgentLogger, EventSink } from './events.js';
+import type { Logger } from '../common/index.js';
+import type { EventSink } from './events.js';
 import { modelFiles, rebuildSummary, rebuildVersions } from './recovery.js';
 
 export interface ModelStoreOptions {
@@ -27,7 +28,7 @@ export interface ModelStoreOptions {
   keepVersions: () => number;
   fs: FsOps;
   events: EventSink;
-  log: AgentLogger;
+  log: Logger;
 }
 
 export class ModelStore {

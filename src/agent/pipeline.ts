@@ -11,11 +11,13 @@ import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { CalibdError, OptionError, errorMessage, writeFileAtomic, type FsOps } from '../common/index.js';
 import { hardwareKey, METRIC_BOUNDS, parseMetric, type SelectionResult } from '../calibration/index.js';
-import { calibrationMethods, type CalibdConfig, type CalibrationMethod } from '../config/index.js';
+import type { CalibdConfig } from '../config/index.js';
+import { RANGE_METHODS, isRangeMethod, type RangeMethod } from '../calibration/methods.js';
 import type { ProfileRecord, SampleBuffer } from '../state/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
 import type { DriftMonitor } from './drift.js';
-import type { AgentLogger, EventSink } from './events.js';
+import type { Logger } from '../common/index.js';
+import type { EventSink } from './events.js';
 import { gate, type Figures } from './gate.js';
 import { JobQueue } from './job-queue.js';
 import { errorCode, type ModelStore } from './model-store.js';
@@ -55,20 +57,20 @@ export interface PipelineParts {
   store: ModelStore;
   drift: DriftMonitor;
   events: EventSink;
-  log: AgentLogger;
+  log: Logger;
   fs: FsOps;
   counters: AgentCounters;
   /** The method the worker's statistics were started with. */
-  method: CalibrationMethod;
+  method: RangeMethod;
   isClosed: () => boolean;
 }
 
 export class RecalibrationPipeline {
   private readonly jobs = new JobQueue();
   private running = false;
-  private method: CalibrationMethod;
+  private method: RangeMethod;
   /** Set by applyConfig('recalibration.method'): the method the next recalibration switches to. */
-  private nextMethod: CalibrationMethod | null = null;
+  private nextMethod: RangeMethod | null = null;
   /** Samples learned since the last recalibration ended (the trigger policy reads it). */
   learnedSinceCalibration = 0;
   /** recalibration.auto: the cached selection for this model and hardware, once made. */
@@ -86,11 +88,11 @@ export class RecalibrationPipeline {
   }
 
   /** The method the statistics are gathered with. */
-  get liveMethod(): CalibrationMethod {
+  get liveMethod(): RangeMethod {
     return this.method;
   }
 
-  switchMethodNextTime(method: CalibrationMethod): void {
+  switchMethodNextTime(method: RangeMethod): void {
     this.nextMethod = method;
   }
 
@@ -182,9 +184,9 @@ export class RecalibrationPipeline {
   private async recalibrateNow(req: { method?: string; full?: boolean }, trigger: Trigger): Promise<RecalibrationResult> {
     const { config, worker, buffer, store, counters, events } = this.p;
     if (this.p.isClosed()) throw new CalibdError('closed', 'calibd is shutting down');
-    const method = (req.method ?? this.nextMethod ?? this.method) as CalibrationMethod;
-    if (!calibrationMethods.includes(method)) {
-      throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${calibrationMethods.join(', ')}` });
+    const method = req.method ?? this.nextMethod ?? this.method;
+    if (!isRangeMethod(method)) {
+      throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${RANGE_METHODS.join(', ')}` });
     }
     this.running = true;
     const started = Date.now();

@@ -14,7 +14,8 @@ import {
 } from '../quant/index.js';
 import { ActivationTap, type ort } from '../runtime/index.js';
 import { prepareModel } from './prepare.js';
-import { CollectorSet, type CollectorOptions, type RangeMethod } from './collector.js';
+import { CollectorSet, type CollectorOptions } from './collector.js';
+import { CALIBRATION_METHODS, methodProfileOptions, rangeMethodOf, type CalibrationMethod } from './methods.js';
 import { batchNormMeans, batchNormRanges, probeSource, type DataFreeOptions } from './datafree.js';
 import { ChannelMeanObserver, biasCorrectedInputs, channelMeanOutput, withChannelMeans } from './channel-means.js';
 import { empiricalBiasDeltas } from './bias-correction.js';
@@ -23,9 +24,6 @@ import { dropNonFinite, sliceSource, toFeeds, type Batch, type SampleSource } fr
 import { COLLECT_EVERY_BYTES, COPIES_PER_FETCH, FAST_RUN_BYTES, batchSizeFor, collectGarbage, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
 import type { SelectionInput } from './selection.js';
 import { THIN_MIN_VALUES, rank4Tensors, thinnedOutputs, withThinnedTaps } from './thinning.js';
-
-export type CalibrationMethod = RangeMethod | 'datafree';
-export const CALIBRATION_METHODS: readonly CalibrationMethod[] = ['minmax', 'percentile', 'entropy', 'mse', 'datafree'];
 
 export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, DataFreeOptions {
   method: CalibrationMethod;
@@ -145,7 +143,7 @@ export class Calibrator {
     thinnable: string[],
   ) {
     this.thinning = new Map(thinnable.map((t) => [t, undefined]));
-    this.collectors = new CollectorSet(collectorMethod(options.method), options);
+    this.collectors = new CollectorSet(rangeMethodOf(options.method), options);
     this.resetMeans();
     this.bounds = saturationIntervals(new GraphIndex(prepared.graph!), measured);
   }
@@ -180,7 +178,7 @@ export class Calibrator {
     const { model: prepared, equalized } = await equalizedModel(await prepareModel(fp32), options, samples);
     const plan = planQuantization(prepared, options);
     const measured = tensorsToCalibrate(plan);
-    const extremesOnly = collectorMethod(options.method) === 'minmax';
+    const extremesOnly = rangeMethodOf(options.method) === 'minmax';
     const corrected = options.method !== 'datafree' && options.biasCorrection === 'analytical' ? biasCorrectedInputs(prepared, plan) : new Map<string, number>();
     const meanInputs = [...corrected.keys()];
     const thinnable = !extremesOnly && options.thinHistograms !== false ? rank4Tensors(prepared, measured) : [];
@@ -381,15 +379,6 @@ export class Calibrator {
     for (const m of this.means.values()) m.decay(factor);
   }
 
-  /** Replaces the statistics (e.g. with ones restored from disk). */
-  reset(): void {
-    this.collectors = new CollectorSet(collectorMethod(this.options.method), this.options);
-    this.resetMeans();
-    this.biasDeltas = null;
-    this.observed = 0;
-    this.rejected = 0;
-  }
-
   /** Ranges from the statistics so far, each narrowed to where its readers still care. */
   ranges(): Map<string, Range> {
     return this.bounded(this.collectors.ranges());
@@ -466,11 +455,8 @@ export class Calibrator {
         biasCorrection: this.meanInputs.length > 0 ? 'analytical' : this.biasDeltas ? 'empirical' : this.bnMeans.size > 0 ? 'datafree' : 'none',
         exclude: o.exclude ?? [],
         ...(o.minConvReduction ? { minConvReduction: o.minConvReduction } : {}),
-        ...(o.method === 'percentile' ? { percentile: o.percentile ?? 99.999 } : {}),
-        ...(o.method === 'entropy' ? { quantLevels: o.quantLevels ?? 128 } : {}),
-        ...(o.method !== 'minmax' ? { bins: o.bins ?? 2048 } : {}),
+        ...methodProfileOptions(o.method, o),
         ...(this.thinnedTensors.length ? { thinnedTensors: this.thinnedTensors.length } : {}),
-        ...(o.method === 'datafree' ? { bnSigmas: o.bnSigmas ?? 4, inputRange: o.inputRange ?? { min: 0, max: 1 }, probes: o.probes ?? 64, ...(o.inputShapes ? { inputShapes: o.inputShapes } : {}) } : {}),
       },
       sampleCount: this.observed,
       rejectedSamples: this.rejected,
@@ -524,10 +510,6 @@ function dataFreeMeans(fp32: ModelProto, prepared: ModelProto, plan: Quantizatio
 function rescaledTensors(model: ModelProto, pairs: EqualizationPair[]): string[] {
   const byName = new Map(model.graph!.node.map((n) => [n.name, n]));
   return [...new Set(pairs.flatMap((p) => [byName.get(p.producer)!.output[0], p.tensor]))];
-}
-
-function collectorMethod(method: CalibrationMethod): RangeMethod {
-  return method === 'datafree' ? 'minmax' : method;
 }
 
 /** One-shot calibration. `source` may be null only for the data-free method. */

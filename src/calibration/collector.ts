@@ -1,24 +1,15 @@
 // Per-tensor statistic collectors used by the calibration pipeline: one object per tensor
 // that is fed batches of values, merged across workers or devices, faded under drift,
-// serialised as plain data, and finally asked for a range. `minmax` keeps only extremes;
-// the other methods keep a fixed-size Histogram and run their estimator in range(), so
-// memory is O(bins) per tensor whatever the number of samples.
+// serialised as plain data, and finally asked for a range. What a collector keeps is its
+// method's observer (methods.ts): extremes for minmax, a fixed-size Histogram for the
+// others, so memory is O(bins) per tensor whatever the number of samples.
 
 import { DataError, OptionError } from '../common/index.js';
-import {
-  checkMseLevels,
-  checkPercentile,
-  checkQuantLevels,
-  entropyRange,
-  mseRange,
-  percentileRange,
-  type Range,
-} from './estimators.js';
+import { checkMseLevels, checkPercentile, checkQuantLevels, type Range } from './estimators.js';
 import { Histogram } from './histogram.js';
-import { MinMaxObserver, MovingAverageMinMaxObserver } from './minmax.js';
-
-export type RangeMethod = 'minmax' | 'percentile' | 'entropy' | 'mse';
-export const RANGE_METHODS: readonly RangeMethod[] = ['minmax', 'percentile', 'entropy', 'mse'];
+import { MinMaxObserver } from './minmax.js';
+import { checkMethod, observerOf, RANGE_METHODS, type RangeMethod, type ResolvedMethodOptions } from './methods.js';
+import { HistogramObserver, type RangeObserver } from './observer.js';
 
 export interface CollectorOptions {
   /** Histogram bins (percentile, entropy, mse); default 2048. */
@@ -29,8 +20,6 @@ export interface CollectorOptions {
   quantLevels?: number;
   /** Grid points for 'mse'; default 256. */
   levels?: number;
-  /** 'minmax' only: a number in (0, 1] selects the moving-average observer. */
-  movingAverage?: number | null;
 }
 
 export interface TensorCollector {
@@ -44,7 +33,7 @@ export interface TensorCollector {
   toJSON(): unknown;
 }
 
-type Resolved = Required<Omit<CollectorOptions, 'movingAverage'>> & { movingAverage: number | null };
+type Resolved = ResolvedMethodOptions;
 
 /**
  * Fills defaults and validates every option, whatever the method, so a bad config fails
@@ -56,22 +45,15 @@ function resolveOptions(opts: CollectorOptions = {}): Resolved {
     percentile: opts.percentile ?? 99.999,
     quantLevels: opts.quantLevels ?? 128,
     levels: opts.levels ?? 256,
-    movingAverage: opts.movingAverage ?? null,
   };
   new Histogram(r.bins); // validates bins
   checkPercentile(r.percentile);
   checkQuantLevels(r.quantLevels);
   checkMseLevels(r.levels);
-  if (r.movingAverage !== null) new MovingAverageMinMaxObserver(r.movingAverage); // validates
   return r;
 }
 
-function checkMethod(method: unknown): RangeMethod {
-  if (!RANGE_METHODS.includes(method as RangeMethod)) {
-    throw new OptionError(`unknown range method ${JSON.stringify(method)}`, { value: method, hint: `use one of ${RANGE_METHODS.join(', ')}` });
-  }
-  return method as RangeMethod;
-}
+const checkRangeMethod = (method: unknown): RangeMethod => checkMethod(method, RANGE_METHODS, 'range method');
 
 function mismatch(what: string, a: unknown, b: unknown): OptionError {
   return new OptionError(`cannot merge collectors: ${what} differ`, {
@@ -88,11 +70,12 @@ interface CollectorJSON {
   state: unknown;
 }
 
-class MinMaxCollector implements TensorCollector {
-  readonly method = 'minmax' as const;
+/** A tensor's collector: its method's observer, and the options it was made with. */
+class Collector implements TensorCollector {
   constructor(
+    readonly method: RangeMethod,
     readonly options: Resolved,
-    readonly observer: MinMaxObserver | MovingAverageMinMaxObserver,
+    readonly observer: RangeObserver,
   ) {}
 
   get samples(): number {
@@ -101,23 +84,12 @@ class MinMaxCollector implements TensorCollector {
   update(data: ArrayLike<number>): void {
     this.observer.update(data);
   }
-  updateExtremes(lo: number, hi: number, count: number): void {
-    this.observer.updateExtremes(lo, hi, count);
-  }
   merge(other: TensorCollector): void {
-    if (!(other instanceof MinMaxCollector)) throw mismatch('methods', this.method, other.method);
-    const a = this.observer;
-    const b = other.observer;
-    if (a instanceof MovingAverageMinMaxObserver && b instanceof MovingAverageMinMaxObserver) a.merge(b);
-    else if (a instanceof MinMaxObserver && b instanceof MinMaxObserver) a.merge(b);
-    else throw mismatch('movingAverage options', this.options.movingAverage, other.options.movingAverage);
+    if (!(other instanceof Collector) || other.method !== this.method) throw mismatch('methods', this.method, other.method);
+    this.observer.merge(other.observer);
   }
-  /**
-   * Extremes carry no weights to fade: the plain observer never forgets, the moving average
-   * forgets by itself. Kept so callers can decay any collector uniformly.
-   */
   decay(factor: number): void {
-    if (!(factor > 0 && factor <= 1)) throw new OptionError('decay factor must be in (0, 1]', { value: factor });
+    this.observer.decay(factor);
   }
   range(): Range {
     return this.observer.range();
@@ -127,54 +99,16 @@ class MinMaxCollector implements TensorCollector {
   }
 }
 
-class HistogramCollector implements TensorCollector {
-  constructor(
-    readonly method: Exclude<RangeMethod, 'minmax'>,
-    readonly options: Resolved,
-    readonly histogram: Histogram,
-  ) {}
-
-  get samples(): number {
-    return this.histogram.seen;
-  }
-  update(data: ArrayLike<number>): void {
-    this.histogram.update(data);
-  }
-  updateSubset(data: Float32Array, lo: number, hi: number): void {
-    this.histogram.updateSubset(data, lo, hi);
-  }
-  /** Histograms merge exactly; estimator options of `this` apply to the merged data. */
-  merge(other: TensorCollector): void {
-    if (!(other instanceof HistogramCollector) || other.method !== this.method) throw mismatch('methods', this.method, other.method);
-    this.histogram.merge(other.histogram);
-  }
-  decay(factor: number): void {
-    this.histogram.decay(factor);
-  }
-  range(): Range {
-    switch (this.method) {
-      case 'percentile':
-        return percentileRange(this.histogram, this.options.percentile);
-      case 'entropy':
-        return entropyRange(this.histogram, { quantLevels: this.options.quantLevels });
-      case 'mse':
-        return mseRange(this.histogram, { levels: this.options.levels });
-    }
-  }
-  toJSON(): CollectorJSON {
-    return { kind: 'collector', version: 1, method: this.method, options: { ...this.options }, state: this.histogram.toJSON() };
-  }
-}
-
-function build(method: RangeMethod, r: Resolved): TensorCollector {
-  if (method === 'minmax') {
-    return new MinMaxCollector(r, r.movingAverage === null ? new MinMaxObserver() : new MovingAverageMinMaxObserver(r.movingAverage));
-  }
-  return new HistogramCollector(method, r, new Histogram(r.bins));
+function newObserver(method: RangeMethod, r: Resolved, histogram?: Histogram): RangeObserver {
+  const o = observerOf(method);
+  if (o.kind === 'extremes') return new MinMaxObserver();
+  return new HistogramObserver(histogram ?? new Histogram(r.bins), (h) => o.estimate(h, r));
 }
 
 export function createCollector(method: RangeMethod, opts?: CollectorOptions): TensorCollector {
-  return build(checkMethod(method), resolveOptions(opts));
+  const m = checkRangeMethod(method);
+  const r = resolveOptions(opts);
+  return new Collector(m, r, newObserver(m, r));
 }
 
 export function collectorFromJSON(json: unknown): TensorCollector {
@@ -182,15 +116,12 @@ export function collectorFromJSON(json: unknown): TensorCollector {
     throw new DataError('invalid collector JSON', { value: json, hint: 'pass the output of a collector toJSON()' });
   }
   const j = json as CollectorJSON;
-  const method = checkMethod(j.method);
+  const method = checkRangeMethod(j.method);
   const r = resolveOptions(j.options ?? {});
-  if (method === 'minmax') {
-    const observer = r.movingAverage === null ? MinMaxObserver.fromJSON(j.state) : MovingAverageMinMaxObserver.fromJSON(j.state);
-    return new MinMaxCollector(r, observer);
-  }
+  if (observerOf(method).kind === 'extremes') return new Collector(method, r, MinMaxObserver.fromJSON(j.state));
   const h = Histogram.fromJSON(j.state);
   if (h.bins !== r.bins) throw new DataError('invalid collector JSON: histogram bins differ from options', { value: { bins: r.bins, histogram: h.bins } });
-  return new HistogramCollector(method, r, h);
+  return new Collector(method, r, newObserver(method, r, h));
 }
 
 interface CollectorSetJSON {
@@ -209,7 +140,7 @@ export class CollectorSet {
   private readonly byName = new Map<string, TensorCollector>();
 
   constructor(method: RangeMethod, opts?: CollectorOptions) {
-    this.method = checkMethod(method);
+    this.method = checkRangeMethod(method);
     this.opts = resolveOptions(opts);
   }
 
@@ -226,10 +157,10 @@ export class CollectorSet {
     return this.byName.get(name);
   }
 
-  private collector(name: string): TensorCollector {
-    let c = this.byName.get(name);
+  private collector(name: string): Collector {
+    let c = this.byName.get(name) as Collector | undefined;
     if (c === undefined) {
-      c = build(this.method, this.opts);
+      c = new Collector(this.method, this.opts, newObserver(this.method, this.opts));
       this.byName.set(name, c);
     }
     return c;
@@ -244,14 +175,14 @@ export class CollectorSet {
    * inside ORT), with the same effect as update() on the batch itself.
    */
   updateExtremes(name: string, lo: number, hi: number, count: number): void {
-    const c = this.collector(name);
-    if (!(c instanceof MinMaxCollector)) {
+    const observer = this.collector(name).observer;
+    if (!observer.updateExtremes) {
       throw new OptionError(`updateExtremes needs the minmax method, not '${this.method}'`, {
         value: this.method,
         hint: 'histogram methods need the values themselves: use update()',
       });
     }
-    c.updateExtremes(lo, hi, count);
+    observer.updateExtremes(lo, hi, count);
   }
 
   /**
@@ -259,14 +190,14 @@ export class CollectorSet {
    * whose whole-tensor extremes are [lo, hi] (see Histogram.updateSubset).
    */
   updateSubset(name: string, data: Float32Array, lo: number, hi: number): void {
-    const c = this.collector(name);
-    if (!(c instanceof HistogramCollector)) {
+    const observer = this.collector(name).observer;
+    if (!observer.updateSubset) {
       throw new OptionError(`updateSubset needs a histogram method, not '${this.method}'`, {
         value: this.method,
         hint: 'minmax needs only extremes: use updateExtremes()',
       });
     }
-    c.updateSubset(data, lo, hi);
+    observer.updateSubset(data, lo, hi);
   }
 
   ranges(): Map<string, Range> {

@@ -40,12 +40,10 @@
 // until it does, so the magnitude slots never exceed the bin count.
 
 import { OptionError } from '../common/index.js';
+import type { Range } from '../quant/params.js';
 import type { Histogram } from './histogram.js';
 
-export interface Range {
-  min: number;
-  max: number;
-}
+export type { Range };
 
 export interface EntropyOptions {
   /** Quantization levels on one side of 0 (128 for int8). */

@@ -6,7 +6,7 @@ import { DataError } from '../common/index.js';
 import { GraphIndex, cloneModel, DataType, valueInfo, type ModelProto } from '../onnx/index.js';
 import { createSession, type ort } from '../runtime/index.js';
 import { toFeeds, type SampleSource } from './samples.js';
-import { argmaxRows, inferMetric, MetricAccumulator, parseMetric, SqnrAccumulator, type TaskMetric } from './metrics.js';
+import { argmaxRows, inferMetric, MetricAccumulator, OutputScore, parseMetric, SqnrAccumulator, type Figures, type TaskMetric } from './metrics.js';
 
 export interface ComparisonOptions {
   /** Output to compare (default: the first). */
@@ -27,19 +27,18 @@ export interface OutputComparison {
   sqnrDb: number;
 }
 
-export interface Comparison {
+/**
+ * `agreement`: share of rows of the compared output's last axis where the argmax agrees;
+ * `sqnrDb`: 10·log10(signal energy / error energy) of the compared output;
+ * `value`: the task metric, the worst over every output of the model.
+ */
+export interface Comparison extends Figures {
   samples: number;
-  /** Share of samples (rows of the output's last axis) where the argmax agrees. */
-  agreement: number;
-  /** 10·log10(signal energy / error energy) of the compared output. */
-  sqnrDb: number;
   accuracyFp32?: number;
   accuracyInt8?: number;
   /** Worst tensors first. */
   tensors?: { name: string; sqnrDb: number }[];
-  /** The task metric, and its value: the worst over every output of the model. */
   metric: TaskMetric;
-  value: number;
   outputs: OutputComparison[];
 }
 
@@ -79,8 +78,7 @@ export async function compareModels(
     let metric = opts.metric;
     let perOutput: Map<string, MetricAccumulator> | null = null;
     const perTensor = new Map(tapPairs.map(([f]) => [f, new SqnrAccumulator()]));
-    let rows = 0;
-    let agree = 0;
+    let compared: OutputScore | null = null;
     let correctFp = 0;
     let correctQ = 0;
     let samples = 0;
@@ -93,17 +91,15 @@ export async function compareModels(
       if (!perOutput) {
         metric ??= inferMetric(ra.dims.map(Number), ra.data as Float32Array);
         perOutput = new Map(outputNames.map((n) => [n, new MetricAccumulator(metric!)]));
+        compared = new OutputScore(metric);
       }
+      compared!.add(ra.data as Float32Array, rb.data as Float32Array, ra.dims.map(Number));
       for (const [n, acc] of perOutput) acc.add(a[n].data as Float32Array, b[n].data as Float32Array, a[n].dims.map(Number));
-      const fa = ra.data as Float32Array;
-      const fb = rb.data as Float32Array;
-      const width = ra.dims[ra.dims.length - 1] ?? 1;
-      const pa = argmaxRows(fa, width);
-      const pb = argmaxRows(fb, width);
       const n = feeds[Object.keys(feeds)[0]].dims[0];
-      for (let r = 0; r < pa.length; r++) if (pa[r] === pb[r]) agree++;
-      rows += pa.length;
       if (opts.labels) {
+        const width = ra.dims[ra.dims.length - 1] ?? 1;
+        const pa = argmaxRows(ra.data as Float32Array, width);
+        const pb = argmaxRows(rb.data as Float32Array, width);
         // Per-sample labels apply when the output has one row per sample.
         if (pa.length === n) {
           for (let r = 0; r < n; r++) {
@@ -125,7 +121,7 @@ export async function compareModels(
     const value = outputs.length ? Math.min(...outputs.map((o) => o.value)) : 0;
     // The compared output is one of the model's outputs, so its SQNR is already accumulated.
     const sqnrDb = perOutput?.get(output)?.sqnrDb ?? new SqnrAccumulator().db;
-    const result: Comparison = { samples, agreement: rows ? agree / rows : 0, sqnrDb, metric, value, outputs };
+    const result: Comparison = { samples, agreement: compared?.figures().agreement ?? 0, sqnrDb, metric, value, outputs };
     if (opts.labels) {
       if (opts.labels.length < samples) {
         throw new DataError(`${opts.labels.length} labels for ${samples} samples`, {

@@ -152,6 +152,35 @@ export class MetricAccumulator {
   }
 }
 
+/** How close an INT8 model's output is to FP32's: the figures every check reports. */
+export interface Figures {
+  /** Top-1 agreement with FP32, 0..1 (argmax over the output's last axis). */
+  agreement: number;
+  /** Output SQNR against FP32, dB. */
+  sqnrDb: number;
+  /** The task metric's value. */
+  value: number;
+}
+
+/** Figures of one output, accumulated batch by batch: top-1 agreement and SQNR always, and the task metric. */
+export class OutputScore {
+  private readonly top1 = new MetricAccumulator(parseMetric('top1'));
+  private readonly task: MetricAccumulator;
+
+  constructor(metric: TaskMetric) {
+    this.task = metric.kind === 'top1' ? this.top1 : new MetricAccumulator(metric);
+  }
+
+  add(ref: ArrayLike<number>, test: ArrayLike<number>, dims: readonly number[]): void {
+    this.top1.add(ref, test, dims);
+    if (this.task !== this.top1) this.task.add(ref, test, dims);
+  }
+
+  figures(): Figures {
+    return { agreement: this.top1.value, sqnrDb: this.top1.sqnrDb, value: this.task.value };
+  }
+}
+
 /** A metric value as people read it: a percentage, or dB. */
 export function formatMetric(metric: TaskMetric, value: number): string {
   if (metric.kind === 'sqnr') return Number.isFinite(value) ? `${value.toFixed(1)} dB` : value > 0 ? 'exact' : '-inf dB';

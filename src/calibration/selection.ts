@@ -2,21 +2,25 @@
 // INT8 model is both faster than FP32 on this CPU and inside an accuracy budget.
 //
 //   full INT8 ─► per-node kernel time (ORT profiler, FP32 and INT8) + per-node sensitivity
-//   (output SQNR with that node alone FP32) ─► greedy: drop what the profile says is slower
-//   in INT8 · drop isolated INT8 nodes that cannot pay for their Q/DQ boundary · drop the
-//   most sensitive nodes until the accuracy budget holds · drop the smallest gains until
-//   the measured latency ratio holds. Every latency figure is an interleaved end-to-end
-//   timing against FP32 at batch 1; the profile only orders the candidates.
+//   (output SQNR with that node alone FP32) ─► the greedy policy (selection-policy.ts),
+//   which asks for variants to be measured. Every latency figure is an interleaved
+//   end-to-end timing against FP32 at batch 1; the profile only orders the candidates.
+//
+// This module does the measuring with real ORT sessions; the decisions are the policy's.
 
 import { cpus } from 'node:os';
 import { GraphIndex, type ModelProto, type NodeProto } from '../onnx/index.js';
-import { COMPUTE_OPS, dequantizedName, planQuantization, quantizeModel, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range } from '../quant/index.js';
-import { attributeKernelTimes, createSession, interleaved, ort, profileModel } from '../runtime/index.js';
+import {
+  CHAINED_OPS, COMPUTE_OPS, dequantizedName, planQuantization, quantizeModel, resultTensor,
+  type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range,
+} from '../quant/index.js';
+import { attributeKernelTimes, createSession, interleaved, isActivationHop, ort, profileModel } from '../runtime/index.js';
 import { compareModels } from './evaluate.js';
 import { toFeeds, type Batch, type SampleSource } from './samples.js';
-import { formatMetric, inferMetric, MetricAccumulator, METRIC_BOUNDS, parseMetric, type TaskMetric } from './metrics.js';
+import { formatMetric, inferMetric, METRIC_BOUNDS, OutputScore, parseMetric, type Figures, type TaskMetric } from './metrics.js';
+import { greedySelection, type SelectionEvidence, type SelectionStep, type Timing, type VariantMeasure } from './selection-policy.js';
 
-const TOP1 = parseMetric('top1');
+export type { SelectionStep } from './selection-policy.js';
 
 export interface AccuracyBudget {
   /** Top-1 agreement with FP32, 0..1 (default 0.99). */
@@ -65,22 +69,6 @@ export interface NodeReport {
   reason: string;
 }
 
-export interface Figures {
-  agreement: number;
-  sqnrDb: number;
-  /** The task metric's value. */
-  value: number;
-}
-
-export interface SelectionStep {
-  step: string;
-  excluded: number;
-  agreement: number;
-  sqnrDb: number;
-  ratio?: number;
-  kept: boolean;
-}
-
 export interface SelectionResult {
   /** Node names to leave in FP32 (pass as QuantizeOptions.exclude). */
   exclude: string[];
@@ -107,9 +95,6 @@ export interface SelectionInput {
   stats?: QuantizeStatistics;
 }
 
-const CHAINED = new Set(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool']);
-const FUSABLE = new Set(['Relu', 'Clip', 'HardSigmoid', 'Sigmoid', 'LeakyRelu', 'Tanh']);
-
 /** CPU, ORT version and threads: what a selection's timings are valid for. */
 export function hardwareKey(threads = 1): SelectionResult['hardware'] {
   const cpu = cpus()[0]?.model?.trim() ?? 'unknown';
@@ -117,7 +102,7 @@ export function hardwareKey(threads = 1): SelectionResult['hardware'] {
 }
 
 /** The INT8 model of `input` with `exclude` (on top of the options' own) left FP32. */
-export function buildVariant(input: SelectionInput, fullPlan: QuantizationPlan, exclude: string[]): { model: ModelProto; plan: QuantizationPlan } {
+export function buildVariant(input: SelectionInput, fullPlan: QuantizationPlan, exclude: readonly string[]): { model: ModelProto; plan: QuantizationPlan } {
   const options = { ...input.options, exclude: [...(input.options.exclude ?? []), ...exclude] };
   const plan = planQuantization(input.prepared, options);
   // A tensor that shared its producer's parameters in the full plan (e.g. after MaxPool)
@@ -127,7 +112,7 @@ export function buildVariant(input: SelectionInput, fullPlan: QuantizationPlan, 
   return { model: quantizeModel(input.prepared, plan, ranges, options, input.stats).model, plan };
 }
 
-/** Agreement and SQNR of candidates against FP32 outputs computed once. */
+/** Agreement, SQNR and the task metric of candidates against FP32 outputs computed once. */
 class Validator {
   private constructor(
     private readonly batches: Batch[],
@@ -173,247 +158,270 @@ class Validator {
     return toFeeds(one);
   }
 
+  /** Scores `model` on the first `maxSamples` samples (whole batches) with compareModels' OutputScore. */
   async check(model: ModelProto, maxSamples = Infinity): Promise<Figures> {
     const session = await createSession(model, { threads: this.threads }, 'INT8 model');
     try {
-      // Agreement and SQNR always; the task metric too when it is not top1 itself.
-      const top1 = new MetricAccumulator(TOP1);
-      const task = this.metric.kind === 'top1' ? top1 : new MetricAccumulator(this.metric);
+      const score = new OutputScore(this.metric);
       let seen = 0;
       for (let i = 0; i < this.batches.length && seen < maxSamples; i++) {
         const out = (await session.run(toFeeds(this.batches[i])))[this.output].data as Float32Array;
-        top1.add(this.reference[i], out, this.dims);
-        if (task !== top1) task.add(this.reference[i], out, this.dims);
+        score.add(this.reference[i], out, this.dims);
         seen += this.batches[i][Object.keys(this.batches[i])[0]].dims[0];
       }
-      return { agreement: top1.value, sqnrDb: top1.sqnrDb, value: task.value };
+      return score.figures();
     } finally {
       await session.release();
     }
   }
 }
 
-/** Picks the nodes to leave FP32. `validation` is held out from calibration. */
-export async function selectInt8Nodes(input: SelectionInput, validation: SampleSource, opts: SelectionOptions = {}): Promise<SelectionResult> {
-  const log = opts.log ?? (() => undefined);
-  const validator = await Validator.create(input.prepared, validation, opts.threads ?? 1, opts.metric);
-  const metric = validator.metric;
-  // Without an explicit metric, a classifier keeps the agreement-and-SQNR budget.
+/** Interleaved end-to-end timings of INT8 variants against the FP32 model, on one sample. */
+class LatencyBench {
+  private constructor(
+    private readonly fp32: ort.InferenceSession,
+    private readonly feeds: Record<string, ort.Tensor>,
+    private readonly threads: number,
+    private readonly timing: { blocks: number; perBlock: number },
+  ) {}
+
+  static async create(prepared: ModelProto, feeds: Record<string, ort.Tensor>, threads: number, timing: SelectionOptions['timing'] = {}): Promise<LatencyBench> {
+    const fp32 = await createSession(prepared, { threads }, 'FP32 model');
+    const blocks = timing.blocks ?? 6;
+    let perBlock = timing.perBlock ?? 0;
+    if (!perBlock) {
+      // Blocks of at least ~25 ms, so that sub-millisecond models are not timed on a handful of runs.
+      const t0 = performance.now();
+      for (let i = 0; i < 10; i++) await fp32.run(feeds);
+      const each = (performance.now() - t0) / 10;
+      perBlock = Math.min(200, Math.max(15, Math.ceil(25 / each)));
+    }
+    return new LatencyBench(fp32, feeds, threads, { blocks, perBlock });
+  }
+
+  async time(model: ModelProto): Promise<Timing> {
+    const s = await createSession(model, { threads: this.threads }, 'INT8 model');
+    try {
+      const [f, q] = await interleaved([{ name: 'fp32', run: () => this.fp32.run(this.feeds) }, { name: 'int8', run: () => s.run(this.feeds) }], this.timing);
+      return { fp32Ms: f.medianMs, int8Ms: q.medianMs, ratio: q.medianMs / f.medianMs };
+    } finally {
+      await s.release();
+    }
+  }
+
+  release(): Promise<void> {
+    return this.fp32.release();
+  }
+}
+
+/** The policy's measurements, on variants built from the full plan (the last one kept, as the policy measures it twice). */
+class Variants implements VariantMeasure {
+  private last: { key: string; variant: { model: ModelProto; plan: QuantizationPlan } } | null = null;
+
+  constructor(
+    private readonly input: SelectionInput,
+    private readonly fullPlan: QuantizationPlan,
+    private readonly validator: Validator,
+    private readonly bench: LatencyBench,
+  ) {}
+
+  build(exclude: readonly string[]): { model: ModelProto; plan: QuantizationPlan } {
+    const key = JSON.stringify(exclude);
+    if (this.last?.key !== key) this.last = { key, variant: buildVariant(this.input, this.fullPlan, exclude) };
+    return this.last.variant;
+  }
+  accuracy(exclude: readonly string[], maxSamples?: number): Promise<Figures> {
+    return this.validator.check(this.build(exclude).model, maxSamples);
+  }
+  time(exclude: readonly string[]): Promise<Timing> {
+    return this.bench.time(this.build(exclude).model);
+  }
+  int8Nodes(exclude: readonly string[]): number {
+    return this.build(exclude).plan.nodes.length;
+  }
+}
+
+interface Budget {
+  budget: AccuracyBudget;
+  meets: (f: Figures) => boolean;
+  /** Without an explicit metric, a classifier keeps the agreement-and-SQNR budget. */
+  legacy: boolean;
+}
+
+function resolveBudget(opts: SelectionOptions, metric: TaskMetric): Budget {
   const legacy = !opts.metric && metric.kind === 'top1';
   const budget: AccuracyBudget = {
     agreement: opts.budget?.agreement ?? 0.99,
     sqnrDb: opts.budget?.sqnrDb ?? 30,
     value: opts.budget?.value ?? METRIC_BOUNDS[metric.kind].budget,
   };
-  log(`metric: ${metric.name}${opts.metric ? '' : ' (inferred from the output)'}, budget ${legacy ? `agreement ${budget.agreement}, SQNR ${budget.sqnrDb} dB` : formatMetric(metric, budget.value!)}`);
-  const target = opts.targetRatio ?? 1.0;
-  const prefer = opts.preferRatio ?? 0.9;
-  const threads = opts.threads ?? 1;
-  const maxTimings = opts.maxTimings ?? 8;
-  const timing = { blocks: opts.timing?.blocks ?? 6, perBlock: opts.timing?.perBlock ?? 0 };
-  const prepared = input.prepared;
-  const index = new GraphIndex(prepared.graph!);
-  const byName = new Map<string, NodeProto>(prepared.graph!.node.filter((n) => n.name).map((n) => [n.name, n]));
   const meets = (f: Figures) => (legacy ? f.agreement >= budget.agreement && f.sqnrDb >= budget.sqnrDb : f.value >= budget.value!);
+  return { budget, meets, legacy };
+}
 
-  const fullPlan = planQuantization(prepared, input.options);
+/** Each candidate's nearest candidates up and down the graph, through up to 4 non-compute ops. */
+function neighbourMap(index: GraphIndex, byName: Map<string, NodeProto>, candidates: string[]): Map<string, string[]> {
+  const neighbours = (n: string): string[] => {
+    const node = byName.get(n)!;
+    const near = new Set<string>();
+    const up = (t: string, depth = 0) => {
+      const p = index.producer.get(t);
+      if (!p || depth > 4) return;
+      if (candidates.includes(p.name)) near.add(p.name);
+      else if (!COMPUTE_OPS.has(p.opType)) p.input.forEach((i) => up(i, depth + 1));
+    };
+    const down = (t: string, depth = 0) => {
+      for (const c of index.consumersOf(t)) {
+        if (candidates.includes(c.name)) near.add(c.name);
+        else if (!COMPUTE_OPS.has(c.opType) && depth < 4) c.output.forEach((o) => down(o, depth + 1));
+      }
+    };
+    node.input.forEach((t) => up(t));
+    node.output.forEach((t) => down(t));
+    return [...near];
+  };
+  return new Map(candidates.map((n) => [n, neighbours(n)]));
+}
+
+/** Profiles both models and attributes kernel time to the full plan's nodes. */
+async function kernelTimes(prepared: ModelProto, full: ModelProto, fullPlan: QuantizationPlan, feeds: Record<string, ort.Tensor>, runs: number, threads: number) {
+  const kFp = await profileModel(prepared, feeds, { runs, threads });
+  const kQ = await profileModel(full, feeds, { runs, threads });
+  const fp32 = attributeKernelTimes(prepared, kFp, fullPlan.nodes, []);
+  const int8 = attributeKernelTimes(prepared, kQ, fullPlan.nodes, fullPlan.nodes);
+  // Two Q/DQ hops per boundary, each at the median hop's cost.
+  const hops = kQ.filter((k) => isActivationHop(k.name)).map((k) => k.us).sort((a, b) => a - b);
+  const boundaryUs = hops.length ? 2 * hops[Math.floor(hops.length / 2)] : 0;
+  return { fp32, int8, boundaryUs };
+}
+
+function line(metric: TaskMetric, acc: Figures): string {
+  return `${metric.name} ${formatMetric(metric, acc.value)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${acc.sqnrDb.toFixed(1)} dB`;
+}
+
+/** What selectInt8Nodes works on: the prepared graph, its full plan and the measuring tools. */
+interface Workbench {
+  input: SelectionInput;
+  index: GraphIndex;
+  byName: Map<string, NodeProto>;
+  fullPlan: QuantizationPlan;
+  full: { model: ModelProto; plan: QuantizationPlan };
+  candidates: string[];
+  validator: Validator;
+  bench: LatencyBench;
+  variants: Variants;
+  /** The first validation sample: what profiles and timings run on. */
+  feeds: Record<string, ort.Tensor>;
+  threads: number;
+}
+
+/** Step 1, the full INT8 model: accuracy, per-tensor SQNR, per-node kernel time, latency. */
+async function measureFullModel(w: Workbench, validation: SampleSource, profileRuns: number) {
+  const { input, index, fullPlan, full, validator, threads } = w;
+  const acc = await validator.check(full.model);
+  const perTensor = await compareModels(input.prepared, full.model, validation, {
+    perTensor: true,
+    int8Tensors: new Map(fullPlan.tensors.filter((t) => index.producer.has(t)).map((t) => [t, dequantizedName(t)])),
+    threads,
+  });
+  const tensorSqnr = new Map((perTensor.tensors ?? []).map((t) => [t.name, t.sqnrDb]));
+  const kernels = await kernelTimes(input.prepared, full.model, fullPlan, w.feeds, profileRuns, threads);
+  const time = await w.bench.time(full.model);
+  return { acc, time, tensorSqnr, kernels };
+}
+
+/** Step 2: output SQNR with each compute node alone in FP32, on the first `samples` samples. */
+async function sensitivities(w: Workbench, samples: number): Promise<{ baseDb: number; db: Map<string, number> }> {
+  const base = await w.validator.check(w.full.model, samples);
+  const db = new Map<string, number>();
+  for (const n of w.candidates) {
+    if (COMPUTE_OPS.has(w.byName.get(n)!.opType)) db.set(n, (await w.variants.accuracy([n], samples)).sqnrDb);
+  }
+  return { baseDb: base.sqnrDb, db };
+}
+
+/** Each candidate's decision and why, with its kernel times and SQNR figures. */
+function nodeReports(w: Workbench, evidence: SelectionEvidence, tensorSqnr: Map<string, number>, int8Set: Set<string>, reasons: Map<string, string>): NodeReport[] {
+  return w.candidates.map((n) => {
+    const node = w.byName.get(n)!;
+    return {
+      node: n,
+      opType: node.opType,
+      fp32Us: evidence.fp32Us.get(n) ?? 0,
+      int8Us: evidence.int8Us.get(n) ?? 0,
+      tensorSqnrDb: tensorSqnr.get(resultTensor(w.index, node)) ?? null,
+      sensitivityDb: evidence.sensitivityDb.get(n) ?? null,
+      decision: int8Set.has(n) ? 'int8' : 'fp32',
+      reason: int8Set.has(n) ? 'pays' : (reasons.get(n) ?? 'follows an FP32 input'),
+    };
+  });
+}
+
+async function workbench(input: SelectionInput, validation: SampleSource, opts: SelectionOptions): Promise<Workbench> {
+  const threads = opts.threads ?? 1;
+  const validator = await Validator.create(input.prepared, validation, threads, opts.metric);
+  const index = new GraphIndex(input.prepared.graph!);
+  const byName = new Map<string, NodeProto>(input.prepared.graph!.node.filter((n) => n.name).map((n) => [n.name, n]));
+  const fullPlan = planQuantization(input.prepared, input.options);
   const full = buildVariant(input, fullPlan, []);
   // Decisions are per compute node and per chained op; shape ops follow their input.
-  const candidates = fullPlan.nodes.filter((n) => byName.has(n) && (COMPUTE_OPS.has(byName.get(n)!.opType) || CHAINED.has(byName.get(n)!.opType)));
+  const isCandidate = (n: string) => byName.has(n) && (COMPUTE_OPS.has(byName.get(n)!.opType) || CHAINED_OPS.has(byName.get(n)!.opType));
   const feeds = validator.firstSample();
-  const fp32Session = await createSession(prepared, { threads }, 'FP32 model');
-  const steps: SelectionStep[] = [];
-  if (!timing.perBlock) {
-    // Blocks of at least ~25 ms, so that sub-millisecond models are not timed on a handful of runs.
-    const t0 = performance.now();
-    for (let i = 0; i < 10; i++) await fp32Session.run(feeds);
-    const each = (performance.now() - t0) / 10;
-    timing.perBlock = Math.min(200, Math.max(15, Math.ceil(25 / each)));
-  }
-  let timings = 0;
-  const time = async (model: ModelProto) => {
-    timings++;
-    const s = await createSession(model, { threads }, 'INT8 model');
-    try {
-      const [f, q] = await interleaved([{ name: 'fp32', run: () => fp32Session.run(feeds) }, { name: 'int8', run: () => s.run(feeds) }], timing);
-      return { fp32Ms: f.medianMs, int8Ms: q.medianMs, ratio: q.medianMs / f.medianMs };
-    } finally {
-      await s.release();
-    }
-  };
+  const bench = await LatencyBench.create(input.prepared, feeds, threads, opts.timing);
+  const variants = new Variants(input, fullPlan, validator, bench);
+  return { input, index, byName, fullPlan, full, candidates: fullPlan.nodes.filter(isCandidate), validator, bench, variants, feeds, threads };
+}
 
+/** Picks the nodes to leave FP32. `validation` is held out from calibration. */
+export async function selectInt8Nodes(input: SelectionInput, validation: SampleSource, opts: SelectionOptions = {}): Promise<SelectionResult> {
+  const log = opts.log ?? (() => undefined);
+  const w = await workbench(input, validation, opts);
+  const metric = w.validator.metric;
+  const { budget, meets, legacy } = resolveBudget(opts, metric);
+  log(`metric: ${metric.name}${opts.metric ? '' : ' (inferred from the output)'}, budget ${legacy ? `agreement ${budget.agreement}, SQNR ${budget.sqnrDb} dB` : formatMetric(metric, budget.value!)}`);
+  const target = opts.targetRatio ?? 1.0;
   try {
-    // 1. The full INT8 model: accuracy, per-tensor SQNR, per-node kernel time, latency.
-    const accFull = await validator.check(full.model);
-    const perTensor = await compareModels(prepared, full.model, validation, {
-      perTensor: true,
-      int8Tensors: new Map(fullPlan.tensors.filter((t) => index.producer.has(t)).map((t) => [t, dequantizedName(t)])),
-      threads,
+    const full = await measureFullModel(w, validation, opts.profileRuns ?? 30);
+    log(`full INT8: ratio ${full.time.ratio.toFixed(3)}, ${line(metric, full.acc)}`);
+    const steps: SelectionStep[] = [{ step: 'full INT8', excluded: 0, ...full.acc, ratio: full.time.ratio, kept: true }];
+    const sens = await sensitivities(w, opts.sensitivitySamples ?? 32);
+
+    // Step 3: the greedy search from full INT8.
+    const evidence: SelectionEvidence = {
+      candidates: w.candidates,
+      fp32Us: full.kernels.fp32.perUnit,
+      int8Us: full.kernels.int8.perUnit,
+      sensitivityDb: sens.db,
+      sensitivityBaseDb: sens.baseDb,
+      boundaryUs: full.kernels.boundaryUs,
+      neighbours: neighbourMap(w.index, w.byName, w.candidates),
+      full: { acc: full.acc, time: full.time },
+    };
+    const limits = { meets, target, prefer: opts.preferRatio ?? 0.9, maxTimings: opts.maxTimings ?? 8, timingsUsed: 1 };
+    const outcome = await greedySelection(evidence, w.variants, limits, (s, acc) => {
+      log(`${s.step}: ${s.excluded} FP32, ratio ${s.ratio!.toFixed(3)}, ${line(metric, acc)}${s.kept ? '' : ' (not kept)'}`);
     });
-    const tensorSqnr = new Map((perTensor.tensors ?? []).map((t) => [t.name, t.sqnrDb]));
-    const profRuns = opts.profileRuns ?? 30;
-    const kFp = await profileModel(prepared, feeds, { runs: profRuns, threads });
-    const kQ = await profileModel(full.model, feeds, { runs: profRuns, threads });
-    const aFp = attributeKernelTimes(prepared, kFp, fullPlan.nodes, []);
-    const aQ = attributeKernelTimes(prepared, kQ, fullPlan.nodes, fullPlan.nodes);
-    const gain = (n: string) => (aFp.perUnit.get(n) ?? 0) - (aQ.perUnit.get(n) ?? 0);
-    const fullTime = await time(full.model);
-    log(`full INT8: ratio ${fullTime.ratio.toFixed(3)}, ${metric.name} ${formatMetric(metric, accFull.value)}, agreement ${(100 * accFull.agreement).toFixed(2)}%, SQNR ${accFull.sqnrDb.toFixed(1)} dB`);
-    steps.push({ step: 'full INT8', excluded: 0, ...accFull, ratio: fullTime.ratio, kept: true });
-
-    // 2. Sensitivity: output SQNR with each compute node alone in FP32.
-    const sensitivity = new Map<string, number>();
-    const sensSamples = opts.sensitivitySamples ?? 32;
-    const sensBase = await validator.check(full.model, sensSamples);
-    for (const n of candidates) {
-      if (!COMPUTE_OPS.has(byName.get(n)!.opType)) continue;
-      sensitivity.set(n, (await validator.check(buildVariant(input, fullPlan, [n]).model, sensSamples)).sqnrDb);
-    }
-    const sensGain = (n: string) => (sensitivity.get(n) ?? sensBase.sqnrDb) - sensBase.sqnrDb;
-
-    // 3. Greedy search from full INT8.
-    const reasons = new Map<string, string>();
-    let exclude: string[] = [];
-    let current = { ratio: fullTime.ratio, ms: fullTime.int8Ms, acc: accFull };
-    const int8Now = (ex: string[]) => candidates.filter((n) => !ex.includes(n));
-    const tryStep = async (name: string, next: string[], why: Map<string, string>, accept: (r: number, a: Figures) => boolean): Promise<boolean> => {
-      if (timings >= maxTimings) return false;
-      const v = buildVariant(input, fullPlan, next);
-      const acc = await validator.check(v.model);
-      const t = await time(v.model);
-      const kept = accept(t.ratio, acc);
-      steps.push({ step: name, excluded: next.length, ...acc, ratio: t.ratio, kept });
-      log(`${name}: ${next.length} FP32, ratio ${t.ratio.toFixed(3)}, ${metric.name} ${formatMetric(metric, acc.value)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${acc.sqnrDb.toFixed(1)} dB${kept ? '' : ' (not kept)'}`);
-      if (kept) {
-        exclude = next;
-        current = { ratio: t.ratio, ms: t.int8Ms, acc };
-        for (const [n, r] of why) reasons.set(n, r);
-      }
-      return kept;
-    };
-
-    // 3a. Nodes the profile shows slower in INT8.
-    // "Slower" beyond the profiler's resolution: a microsecond, or 5% of the FP32 kernel.
-    const slower = candidates.filter((n) => -gain(n) > Math.max(1, 0.05 * (aFp.perUnit.get(n) ?? 0)));
-    if (slower.length) {
-      await tryStep('slower in INT8 (profile)', slower, new Map(slower.map((n) => [n, `INT8 ${(-gain(n)).toFixed(0)} µs slower`])), (r) => r <= current.ratio * 1.02);
-    }
-
-    // 3b. Isolated INT8 nodes whose gain cannot pay for a Q/DQ pair on each side.
-    const hops = kQ.filter((k) => /__(QuantizeLinear|DequantizeLinear)(\/duplicated)?$/.test(k.name)).map((k) => k.us).sort((a, b) => a - b);
-    const boundaryUs = hops.length ? 2 * hops[Math.floor(hops.length / 2)] : 0;
-    const neighbours = (n: string): string[] => {
-      const node = byName.get(n)!;
-      const near = new Set<string>();
-      const up = (t: string, depth = 0) => {
-        const p = index.producer.get(t);
-        if (!p || depth > 4) return;
-        if (candidates.includes(p.name)) near.add(p.name);
-        else if (!COMPUTE_OPS.has(p.opType)) p.input.forEach((i) => up(i, depth + 1));
-      };
-      const down = (t: string, depth = 0) => {
-        for (const c of index.consumersOf(t)) {
-          if (candidates.includes(c.name)) near.add(c.name);
-          else if (!COMPUTE_OPS.has(c.opType) && depth < 4) c.output.forEach((o) => down(o, depth + 1));
-        }
-      };
-      node.input.forEach((t) => up(t));
-      node.output.forEach((t) => down(t));
-      return [...near];
-    };
-    const isolated = int8Now(exclude).filter((n) => gain(n) < boundaryUs && neighbours(n).every((m) => exclude.includes(m)));
-    if (isolated.length) {
-      await tryStep('isolated, gain below Q/DQ cost', [...exclude, ...isolated], new Map(isolated.map((n) => [n, `isolated; gain ${gain(n).toFixed(0)} µs < boundary ${boundaryUs.toFixed(0)} µs`])), (r) => r <= current.ratio * 1.02);
-    }
-
-    // 3c. Accuracy: leave FP32 the most sensitive nodes, as few as the budget allows.
-    if (!meets(current.acc)) {
-      const order = int8Now(exclude).sort((a, b) => sensGain(b) - sensGain(a));
-      let lo = 1;
-      let hi = order.length;
-      let found: { k: number; acc: Figures } | null = null;
-      while (lo <= hi) {
-        const k = Math.floor((lo + hi) / 2);
-        const acc = await validator.check(buildVariant(input, fullPlan, [...exclude, ...order.slice(0, k)]).model);
-        if (meets(acc)) {
-          found = { k, acc };
-          hi = k - 1;
-        } else lo = k + 1;
-      }
-      const k = found?.k ?? order.length;
-      const next = [...exclude, ...order.slice(0, k)];
-      const why = new Map(order.slice(0, k).map((n) => [n, `sensitive: +${sensGain(n).toFixed(1)} dB when FP32`]));
-      if (!(await tryStep('accuracy budget', next, why, () => true))) {
-        exclude = next;
-        for (const [n, r] of why) reasons.set(n, r);
-        current = { ...current, acc: found?.acc ?? (await validator.check(buildVariant(input, fullPlan, next).model)) };
-      }
-    }
-
-    // 3d. Latency: leave FP32 the smallest gains until the ratio holds (then, if cheap, the preferred one).
-    while (timings < maxTimings && int8Now(exclude).length > 0 && (current.ratio > target || (current.ratio > prefer && timings < maxTimings - 1))) {
-      const left = int8Now(exclude).sort((a, b) => gain(a) - gain(b));
-      const take = left.slice(0, Math.max(1, Math.ceil(left.length / 4)));
-      const mustImprove = current.ratio <= target;
-      const accept = (r: number, a: Figures) => (meets(a) || !meets(current.acc)) && (!mustImprove || r < current.ratio);
-      const ok = await tryStep('latency', [...exclude, ...take], new Map(take.map((n) => [n, `gain ${gain(n).toFixed(0)} µs too small for the latency target`])), accept);
-      if (!ok && mustImprove) break;
-    }
-
-    // 4. Nothing pays: all FP32 (no Q/DQ left at all).
-    const allFp32 = int8Now(exclude).length === 0 || (current.ratio > target && timings >= maxTimings);
-    if (allFp32 && int8Now(exclude).length > 0) {
-      for (const n of int8Now(exclude)) reasons.set(n, 'no INT8 selection beat FP32');
-      exclude = [...candidates];
-    }
-    let final = buildVariant(input, fullPlan, exclude);
-    let finalAcc = await validator.check(final.model);
-    let finalTime = await time(final.model);
-    if (final.plan.nodes.length > 0 && finalTime.ratio > target) {
-      // The confirming timing did not reproduce the gain: never ship a model that may be slower.
-      for (const n of int8Now(exclude)) reasons.set(n, 'the final timing did not confirm the gain');
-      exclude = [...candidates];
-      final = buildVariant(input, fullPlan, exclude);
-      finalAcc = await validator.check(final.model);
-      finalTime = await time(final.model);
-    }
-    steps.push({ step: 'final', excluded: exclude.length, ...finalAcc, ratio: finalTime.ratio, kept: true });
-    log(`final: ${final.plan.nodes.length} INT8 nodes, ratio ${finalTime.ratio.toFixed(3)}, ${metric.name} ${formatMetric(metric, finalAcc.value)}, agreement ${(100 * finalAcc.agreement).toFixed(2)}%, SQNR ${finalAcc.sqnrDb.toFixed(1)} dB`);
+    const final = w.variants.build(outcome.exclude);
+    const { acc: finalAcc, time: finalTime } = outcome.final;
+    steps.push(...outcome.steps, { step: 'final', excluded: outcome.exclude.length, ...finalAcc, ratio: finalTime.ratio, kept: true });
+    log(`final: ${final.plan.nodes.length} INT8 nodes, ratio ${finalTime.ratio.toFixed(3)}, ${line(metric, finalAcc)}`);
 
     const int8Set = new Set(final.plan.nodes);
-    const outputTensor = (n: NodeProto) => {
-      const out = n.output[0];
-      const users = index.consumersOf(out);
-      return users.length === 1 && FUSABLE.has(users[0].opType) ? users[0].output[0] : out;
-    };
-    const perNode: NodeReport[] = candidates.map((n) => {
-      const node = byName.get(n)!;
-      return {
-        node: n,
-        opType: node.opType,
-        fp32Us: aFp.perUnit.get(n) ?? 0,
-        int8Us: aQ.perUnit.get(n) ?? 0,
-        tensorSqnrDb: tensorSqnr.get(outputTensor(node)) ?? null,
-        sensitivityDb: sensitivity.get(n) ?? null,
-        decision: int8Set.has(n) ? 'int8' : 'fp32',
-        reason: int8Set.has(n) ? 'pays' : (reasons.get(n) ?? 'follows an FP32 input'),
-      };
-    });
     const int8Nodes = final.plan.nodes.length;
     return {
-      exclude: candidates.filter((n) => !int8Set.has(n)),
-      outcome: int8Nodes === 0 ? 'all-fp32' : int8Nodes === fullPlan.nodes.length ? 'full-int8' : 'mixed',
+      exclude: w.candidates.filter((n) => !int8Set.has(n)),
+      outcome: int8Nodes === 0 ? 'all-fp32' : int8Nodes === w.fullPlan.nodes.length ? 'full-int8' : 'mixed',
       // All FP32 is the FP32 graph itself: its ratio is 1 whatever the timing noise says.
       met: { latency: int8Nodes === 0 || finalTime.ratio <= target, accuracy: meets(finalAcc) },
       int8Nodes,
-      latency: { fp32Ms: finalTime.fp32Ms, fullInt8Ms: fullTime.int8Ms, autoMs: finalTime.int8Ms, ratio: finalTime.ratio, fullInt8Ratio: fullTime.ratio, batch: 1 },
-      accuracy: { metric: metric.name, budget, samples: validator.samples, fullInt8: accFull, auto: finalAcc },
-      overheadUs: { fp32: aFp.overheadUs, int8: aQ.overheadUs },
-      perNode,
+      latency: { fp32Ms: finalTime.fp32Ms, fullInt8Ms: full.time.int8Ms, autoMs: finalTime.int8Ms, ratio: finalTime.ratio, fullInt8Ratio: full.time.ratio, batch: 1 },
+      accuracy: { metric: metric.name, budget, samples: w.validator.samples, fullInt8: full.acc, auto: finalAcc },
+      overheadUs: { fp32: full.kernels.fp32.overheadUs, int8: full.kernels.int8.overheadUs },
+      perNode: nodeReports(w, evidence, full.tensorSqnr, int8Set, outcome.reasons),
       steps,
-      hardware: hardwareKey(threads),
+      hardware: hardwareKey(w.threads),
     };
   } finally {
-    await fp32Session.release();
+    await w.bench.release();
   }
 }

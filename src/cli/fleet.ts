@@ -3,7 +3,9 @@
 // --json). Broker and credentials come from flags or CALIBD_MQTT_URL, CALIBD_MQTT_USERNAME,
 // CALIBD_MQTT_PASSWORD (or --password-file), CALIBD_MQTT_SIGNING_KEY_FILE.
 
-import { Command, InvalidArgumentError, Option } from 'commander';
+import { Command, Option } from 'commander';
+import { RANGE_METHODS } from '../calibration/methods.js';
+import { nonNegativeInt } from './args.js';
 import { OptionError } from '../common/errors.js';
 import { FleetClient, readSigningKey, readTlsFiles, resolvePassword, type DeviceReply } from '../fleet/index.js';
 
@@ -48,7 +50,7 @@ function withConnection(cmd: Command, timeoutMs: number): Command {
     .addOption(new Option('--protocol <version>', 'MQTT protocol version (default: 5, falling back to 3.1.1)').choices(['4', '5']))
     .option('--base <topic>', 'base topic', 'calibd')
     .option('--signing-key-file <file>', 'sign commands with this shared key (default $CALIBD_MQTT_SIGNING_KEY_FILE)')
-    .option('--timeout <ms>', 'how long to wait for answers', positiveInt, timeoutMs)
+    .option('--timeout <ms>', 'how long to wait for answers', nonNegativeInt, timeoutMs)
     .option('--json', 'print JSON');
 }
 
@@ -137,7 +139,7 @@ export function fleetCommand(setExit: (code: number) => void): Command {
 
   withConnection(fleet.command('recalibrate').description('recalibrate one device or all').argument('[device]', 'device id'), 60_000)
     .option('--all', 'every device (fleet-wide request)')
-    .addOption(new Option('--method <method>', 'range estimator').choices(['minmax', 'percentile', 'entropy', 'mse']))
+    .addOption(new Option('--method <method>', 'range estimator').choices(RANGE_METHODS))
     .option('--full', 'rebuild statistics from the whole buffer')
     .action(async (device: string | undefined, o: ConnOpts & { all?: boolean; method?: string; full?: boolean }) => {
       if (!device === !o.all) throw new OptionError('give a device id or --all (not both)');
@@ -152,7 +154,7 @@ export function fleetCommand(setExit: (code: number) => void): Command {
       }
     });
 
-  withConnection(fleet.command('rollback').description('roll a device back to an earlier calibration').argument('<device>').argument('[version]', 'version (default: the previous accepted one)', positiveInt), 30_000).action(
+  withConnection(fleet.command('rollback').description('roll a device back to an earlier calibration').argument('<device>').argument('[version]', 'version (default: the previous accepted one)', nonNegativeInt), 30_000).action(
     async (device: string, version: number | undefined, o: ConnOpts) => {
       const c = await connection(o);
       try {
@@ -200,10 +202,4 @@ export function fleetCommand(setExit: (code: number) => void): Command {
   });
 
   return fleet;
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < 0) throw new InvalidArgumentError(`'${value}' is not a non-negative integer`);
-  return n;
 }

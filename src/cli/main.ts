@@ -1,13 +1,14 @@
 // The `calibd` command. Each subcommand parses its options, calls the library and turns
 // typed errors into one line on stderr with exit code 2; nothing is written on failure.
 
-import { Command, CommanderError, InvalidArgumentError, Option } from 'commander';
+import { Command, CommanderError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
 import { BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
+import { positiveInt } from './args.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command()
@@ -106,10 +107,4 @@ export async function run(argv: string[]): Promise<number> {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
-}
-
-function positiveInt(value: string): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`'${value}' is not a positive integer`);
-  return n;
 }

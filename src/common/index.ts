@@ -6,3 +6,4 @@ export {
   type NpyArray, type NpyData, type NpyDtype, type NpyHeader, type EncodeNpyOptions,
 } from './npy.js';
 export { mulberry32 } from './random.js';
+export type { Logger } from './logger.js';

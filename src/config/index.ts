@@ -4,7 +4,6 @@
 export { ConfigError, type ConfigErrorOptions } from './errors.js';
 export {
   calibdConfigSchema,
-  calibrationMethods,
   redactedConfig,
   SECRET_KEYS,
   httpSchema,
@@ -12,7 +11,6 @@ export {
   sanitizeDeviceId,
   type CalibdConfig,
   type CalibdConfigInput,
-  type CalibrationMethod,
   type HttpConfig,
   type LogLevel,
 } from './schema.js';

@@ -9,6 +9,7 @@ import { z } from 'zod';
 import { cronProblem } from './cron.js';
 import { secret, secretPaths, redactSecrets } from './secrets.js';
 import { parseMetric } from '../calibration/metrics.js';
+import { RANGE_METHODS } from '../calibration/methods.js';
 import { BIAS_CORRECTIONS } from '../quant/bias-correction.js';
 import { EQUALIZATIONS } from '../quant/equalize.js';
 
@@ -47,8 +48,6 @@ export const samplingSchema = z.strictObject({
   maxAgeHours: z.number().positive().default(168),
 });
 
-export const calibrationMethods = ['minmax', 'percentile', 'entropy', 'mse'] as const;
-
 const cronSchema = z
   .string()
   .superRefine((expr, ctx) => {
@@ -60,7 +59,8 @@ const cronSchema = z
 export const recalibrationSchema = z.strictObject({
   everyInferences: z.int().min(0).default(2000),
   cron: cronSchema.default(null),
-  method: z.enum(calibrationMethods).default('mse'),
+  /** Any method that measures samples (data-free has none to measure in the daemon). */
+  method: z.enum(RANGE_METHODS).default('mse'),
   perChannel: z.boolean().default(true),
   /** 'analytical' from the tap's channel means; 'empirical' is offline only (calibd calibrate). */
   biasCorrection: z
@@ -215,5 +215,4 @@ export function redactedConfig(config: CalibdConfig): CalibdConfig {
 }
 /** What a file, the environment or a caller may supply: every key optional. */
 export type CalibdConfigInput = z.input<typeof calibdConfigSchema>;
-export type CalibrationMethod = (typeof calibrationMethods)[number];
 export type LogLevel = (typeof logLevels)[number];

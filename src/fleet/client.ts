@@ -168,15 +168,10 @@ export class FleetClient {
   }
 
   /**
-   * Streams status (retained, normal subscription), metrics and events. Metrics and events
-   * use a shared subscription ($share/<group>/…): watchers given the same group split the
-   * stream, which is how a consumer scales out on a clustered broker.
-   */
-  /**
-   * Status, metrics and events of one device or all. With a group, metrics and events go
-   * through a shared subscription, so several watchers of one group split the stream (on a
-   * clustered broker too); status stays a plain subscription, as retained messages are not
-   * sent to shared ones.
+   * Streams status, metrics and events of one device or all. With a group, metrics and
+   * events go through a shared subscription ($share/<group>/…), so watchers of one group
+   * split the stream, which is how a consumer scales out on a clustered broker; status stays
+   * a plain subscription, as retained messages are not sent to shared ones.
    */
   async watch(device: string | null, group: string | null, on: (device: string, kind: string, payload: unknown) => void): Promise<() => Promise<void>> {
     const dev = device ?? '+';

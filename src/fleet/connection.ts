@@ -9,16 +9,11 @@
 import { EventEmitter } from 'node:events';
 import { readFileSync } from 'node:fs';
 import mqtt, { type IClientOptions, type IClientPublishOptions, type IPublishPacket, type MqttClient } from 'mqtt';
+import type { Logger } from '../common/index.js';
 import { readCredential } from '../service/credentials.js';
 import { Backoff, type BackoffOptions } from './backoff.js';
 import { BoundedQueue, type QueuedMessage } from './queue.js';
 
-export interface FleetLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-  debug?(obj: object, msg?: string): void;
-}
 
 export interface TlsFiles {
   ca?: string;
@@ -40,7 +35,7 @@ export interface ConnectionOptions {
   queueMax: number;
   backoff?: BackoffOptions;
   connectTimeoutMs?: number;
-  logger?: FleetLogger;
+  logger?: Logger;
 }
 
 export interface ConnectionStats {
@@ -83,7 +78,7 @@ export class FleetConnection extends EventEmitter {
   private stopping = false;
   private connects = 0;
   private lastError: string | null = null;
-  private readonly log?: FleetLogger;
+  private readonly log?: Logger;
 
   constructor(private readonly o: ConnectionOptions) {
     super();

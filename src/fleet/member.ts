@@ -9,7 +9,8 @@ import type { CalibdConfig } from '../config/index.js';
 import { readHealth, type Health } from '../health/index.js';
 import { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from './broker.js';
 import { commandNames, commands, isCommandName, runCommand, type CommandTarget } from '../agent/commands.js';
-import { FleetConnection, readTlsFiles, redactUrl, resolvePassword, type ConnectionStats, type FleetLogger } from './connection.js';
+import { FleetConnection, readTlsFiles, redactUrl, resolvePassword, type ConnectionStats } from './connection.js';
+import type { Logger } from '../common/index.js';
 import type { BackoffOptions } from './backoff.js';
 import { LatencyRecorder } from './latency.js';
 import { SignatureVerifier } from './signing.js';
@@ -63,7 +64,7 @@ export class FleetMember {
   private constructor(
     private readonly agent: FleetAgent,
     private readonly mqtt: NonNullable<CalibdConfig['mqtt']>,
-    private readonly log: FleetLogger,
+    private readonly log: Logger,
     private readonly o: FleetMemberOptions,
   ) {
     this.topics = deviceTopics(mqtt.baseTopic, agent.config.deviceId);
@@ -72,7 +73,7 @@ export class FleetMember {
   }
 
   /** Starts the embedded broker if asked for, then connects in the background (never waits for the broker). */
-  static async start(agent: FleetAgent, log: FleetLogger, o: FleetMemberOptions = {}): Promise<FleetMember> {
+  static async start(agent: FleetAgent, log: Logger, o: FleetMemberOptions = {}): Promise<FleetMember> {
     const mqtt = agent.config.mqtt;
     if (!mqtt) throw new CalibdError('config', 'mqtt is not configured');
     if (agent.config.deviceId === FLEET_LEVEL) {

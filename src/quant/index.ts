@@ -3,10 +3,12 @@ export {
   activationParams, weightScales, quantizeWeights, quantizeBias, fitBiasToInt32, fakeQuantize, qBounds,
   type Range, type QuantParams, type QuantType, type ActivationQuantOptions,
 } from './params.js';
+export { planQuantization, tensorsToCalibrate, type QuantizeOptions, type QuantizationPlan } from './plan.js';
+export { quantizeModel, type QuantizeResult, type QuantizedTensorInfo, type QuantizeStatistics } from './qdq.js';
+export { dequantizedName, parseQdqNodeName, type QdqNodeKind } from './naming.js';
 export {
-  planQuantization, tensorsToCalibrate, quantizeModel, dequantizedName, COMPUTE_OPS,
-  type QuantizeOptions, type QuantizationPlan, type QuantizeResult, type QuantizedTensorInfo, type QuantizeStatistics,
-} from './qdq.js';
+  COMPUTE_OPS, CHAINED_OPS, SHARED_PARAM_OPS, FP32_FUSED_ACTIVATIONS, QDQ_ABSORBED_ACTIVATIONS, resultTensor,
+} from './ops/index.js';
 export {
   writeProfile, readProfile, sha256, graphSha256, METADATA_KEY, PROFILE_FORMAT,
   type CalibrationProfile, type TensorCalibration,

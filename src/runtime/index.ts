@@ -6,5 +6,5 @@ export {
   type Datatype, type TensorMeta, type InferInput, type DeclaredInput, type InferOutput, type InferResult, type OutputData,
   type EngineOptions, type EngineStats, type PreparedSwap,
 } from './engine.js';
-export { profileModel, parseProfileTrace, attributeKernelTimes, type KernelTime, type ProfileOptions, type Attribution } from './profile.js';
+export { profileModel, parseProfileTrace, attributeKernelTimes, isActivationHop, type KernelTime, type ProfileOptions, type Attribution } from './profile.js';
 export { interleaved, percentile, type Variant, type TimingResult } from './timing.js';

@@ -4,7 +4,7 @@
 // ORT renames what it rewrites: NCHWc convs are named after their output tensor
 // (`relu1_out_nchwc`), QDQ fusions after the original node plus a token
 // (`conv1_token_1`), fused Gemms `fused fc1`, duplicated DQs `<name>/duplicated`.
-// Q/DQ kernels keep the names calibd gave them (`<tensor>__QuantizeLinear`). Each kernel
+// Q/DQ kernels keep the names calibd gave them (quant/naming.ts). Each kernel
 // is mapped to a node of the prepared graph; an activation ORT fused into a compute node
 // (Relu, Clip, HardSigmoid, …) counts for that compute node; a Q/DQ hop counts for the
 // quantized unit on its side of the boundary; the rest (ReorderInput/Output, Transpose to
@@ -14,6 +14,7 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { GraphIndex, type ModelProto, type NodeProto } from '../onnx/index.js';
+import { COMPUTE_OPS, FP32_FUSED_ACTIVATIONS, parseQdqNodeName } from '../quant/index.js';
 import { createSession, ort } from './session.js';
 
 export interface KernelTime {
@@ -88,9 +89,14 @@ export async function profileModel(model: ModelProto | Uint8Array, feeds: Record
   }
 }
 
-/** Activations ORT fuses into the Conv/Gemm before them. */
-const FUSABLE = new Set(['Relu', 'Clip', 'HardSigmoid', 'Sigmoid', 'LeakyRelu', 'Tanh']);
-const COMPUTE = new Set(['Conv', 'Gemm', 'MatMul']);
+/** ORT marks a DequantizeLinear it copied for each consumer (one DQ per QDQ unit). */
+const DUPLICATED = /\/duplicated$/;
+
+/** Whether a kernel is one of calibd's activation QuantizeLinear/DequantizeLinear hops. */
+export function isActivationHop(kernel: string): boolean {
+  const qdq = parseQdqNodeName(kernel.replace(DUPLICATED, ''));
+  return qdq !== null && qdq.kind !== 'output';
+}
 
 export interface Attribution {
   /** Kernel time per unit (a node name of `units`), µs per run. */
@@ -120,9 +126,9 @@ export function attributeKernelTimes(prepared: ModelProto, kernels: KernelTime[]
   // A node that is no unit but was fused into the compute node that feeds it.
   const owner = (node: NodeProto): string | null => {
     if (unitSet.has(node.name)) return node.name;
-    if (FUSABLE.has(node.opType)) {
+    if (FP32_FUSED_ACTIVATIONS.has(node.opType)) {
       const src = index.producer.get(node.input[0]);
-      if (src && COMPUTE.has(src.opType) && unitSet.has(src.name)) return src.name;
+      if (src && COMPUTE_OPS.has(src.opType) && unitSet.has(src.name)) return src.name;
     }
     return null;
   };
@@ -141,13 +147,13 @@ export function attributeKernelTimes(prepared: ModelProto, kernels: KernelTime[]
   let totalUs = 0;
   for (const k of kernels) {
     totalUs += k.us;
-    let base = k.name.replace(/\/duplicated$/, '').replace(/^fused /, '').replace(/_token_\d+$/, '');
+    let base = k.name.replace(DUPLICATED, '').replace(/^fused /, '').replace(/_token_\d+$/, '');
     let unit: string | null = null;
     let hop = false;
-    const qdq = /^(.*)__(QuantizeLinear|DequantizeLinear|Output)$/.exec(base);
+    const qdq = parseQdqNodeName(base);
     if (qdq) {
       hop = true;
-      unit = hopOwner(qdq[1], qdq[2] === 'QuantizeLinear' ? 'Q' : 'DQ');
+      unit = hopOwner(qdq.tensor, qdq.kind === 'quantize' ? 'Q' : 'DQ');
     } else {
       if (base.endsWith('_nchwc')) base = base.slice(0, -'_nchwc'.length);
       const node = byName.get(base) ?? index.producer.get(base);

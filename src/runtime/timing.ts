@@ -1,6 +1,6 @@
 // Side-by-side timing: variants run in interleaved blocks in one process, each block's
 // first runs dropped, so ORT's spinning thread pools and CPU frequency drift hit every
-// variant alike (see DESIGN.md field notes). Reports medians and ratios, never absolutes
+// variant alike (see docs/ARCHITECTURE.md, field notes). Reports medians and ratios, never absolutes
 // alone. Used by the benchmarks and by the INT8-or-FP32 selection.
 
 export interface Variant {

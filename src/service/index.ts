@@ -1,2 +1,2 @@
-export { SystemdNotifier, NotifyError, watchdogIntervalMs, type NotifyLogger, type SystemdNotifierOptions } from './sd-notify.js';
+export { SystemdNotifier, NotifyError, watchdogIntervalMs, type SystemdNotifierOptions } from './sd-notify.js';
 export { readCredential, CredentialError } from './credentials.js';

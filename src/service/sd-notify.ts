@@ -34,6 +34,7 @@
 
 import { execFile } from 'node:child_process';
 import { CalibdError } from '../common/errors.js';
+import type { Logger } from '../common/logger.js';
 
 /** Raised (and only ever logged, never thrown to callers) when a notification fails. */
 export class NotifyError extends CalibdError {
@@ -42,10 +43,8 @@ export class NotifyError extends CalibdError {
   }
 }
 
-/** The subset of a pino logger we use, so tests and callers can pass anything. */
-export interface NotifyLogger {
-  warn(obj: object, msg: string): void;
-}
+/** The notifier only warns. */
+type NotifyLogger = Pick<Logger, 'warn'>;
 
 export interface SystemdNotifierOptions {
   /** Program used to send each datagram; found on PATH by default. */

@@ -9,14 +9,8 @@
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { StateError } from '../common/index.js';
+import { StateError, type Logger } from '../common/index.js';
 
-/** The subset of a pino logger this module uses. */
-export interface StateLogger {
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
 
 export const DB_FILE = 'calibd.db';
 /** Bump when the schema changes, and add a step to `migrate`. */
@@ -79,7 +73,7 @@ CREATE INDEX IF NOT EXISTS events_time ON events(time);
 `;
 
 export interface OpenStateDbOptions {
-  logger?: StateLogger;
+  logger?: Logger;
   /**
    * Called inside every write transaction just before it commits, with what it writes
    * (e.g. 'profiles.activate'). A throw rolls the transaction back: the seam through which
@@ -96,7 +90,7 @@ export class StateDb {
   constructor(
     readonly db: Database.Database,
     readonly path: string,
-    readonly logger: StateLogger | undefined,
+    readonly logger: Logger | undefined,
     /** Where a damaged database was moved on this open, or null. */
     readonly movedAside: string | null,
     private readonly beforeCommit?: (what: string) => void,

@@ -1,7 +1,7 @@
 // Public API of the state module: the state database (calibd.db) and the three stores it holds —
 // sampled inputs, calibration profile versions, and the event log.
 
-export { openStateDb, StateDb, DB_FILE, SCHEMA_VERSION, type StateLogger, type OpenStateDbOptions } from './db.js';
+export { openStateDb, StateDb, DB_FILE, SCHEMA_VERSION, type OpenStateDbOptions } from './db.js';
 export {
   SampleBuffer,
   type SampleBufferOptions,

@@ -32,7 +32,7 @@ describe('createCollector', () => {
     const data = laplace(30_000, 3);
     const h = new Histogram(2048);
     h.update(data);
-    const ranges = Object.fromEntries(RANGE_METHODS.map((m) => {
+    const ranges = Object.fromEntries(RANGE_METHODS.map((m: RangeMethod) => {
       const c = createCollector(m);
       c.update(data);
       return [m, c.range()];
@@ -40,17 +40,6 @@ describe('createCollector', () => {
     expect(ranges.percentile).toEqual(percentileRange(h, 99.999));
     expect(ranges.entropy).toEqual(entropyRange(h, { quantLevels: 128 }));
     expect(ranges.mse).toEqual(mseRange(h, { levels: 256 }));
-  });
-
-  it('moving-average minmax when movingAverage is a number', () => {
-    const c = createCollector('minmax', { movingAverage: 1 });
-    c.update([1, 2]);
-    c.update([-1, 0]);
-    expect(c.range()).toEqual({ min: -1, max: 0 });
-    const plain = createCollector('minmax', { movingAverage: null });
-    plain.update([1, 2]);
-    plain.update([-1, 0]);
-    expect(plain.range()).toEqual({ min: -1, max: 2 });
   });
 
   it('merging collectors from separate workers equals one collector over all data', () => {
@@ -74,7 +63,6 @@ describe('createCollector', () => {
     expect(() => createCollector('entropy').merge(createCollector('mse'))).toThrow(OptionError);
     expect(() => createCollector('minmax').merge(createCollector('percentile'))).toThrow(OptionError);
     expect(() => createCollector('percentile').merge(createCollector('percentile', { bins: 512 }))).toThrow(OptionError);
-    expect(() => createCollector('minmax').merge(createCollector('minmax', { movingAverage: 0.1 }))).toThrow(OptionError);
   });
 
   it('decay lets new data take over a histogram collector (drift)', () => {
@@ -105,7 +93,7 @@ describe('createCollector', () => {
 
   it('toJSON / collectorFromJSON round-trip every method, and keep working', () => {
     for (const method of RANGE_METHODS) {
-      for (const opts of [{}, { bins: 256, movingAverage: method === 'minmax' ? 0.2 : null }]) {
+      for (const opts of [{}, { bins: 256 }]) {
         const c = createCollector(method, opts);
         c.update(uniform(5000, 8, -2, 3));
         const back = collectorFromJSON(roundTrip(c));
@@ -128,8 +116,6 @@ describe('createCollector', () => {
       ['percentile', { percentile: 100.5 }],
       ['entropy', { quantLevels: 1 }],
       ['mse', { levels: 0 }],
-      ['minmax', { movingAverage: 0 }],
-      ['minmax', { movingAverage: 1.5 }],
     ];
     for (const [m, o] of bad) expect(() => createCollector(m, o), JSON.stringify(o)).toThrow(OptionError);
     expect(() => createCollector('kl' as RangeMethod)).toThrow(OptionError);

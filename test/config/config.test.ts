@@ -275,7 +275,7 @@ describe('validation messages', () => {
     ['maximum', { recalibration: { forgetting: 1.5 } }, 'config key recalibration.forgetting: 1.5 is too big; must be ≤ 1'],
     ['exclusive minimum', { recalibration: { driftThreshold: 0 } }, 'config key recalibration.driftThreshold: 0 is too small; must be > 0'],
     ['boolean', { recalibration: { perChannel: 'yes' } }, 'config key recalibration.perChannel: "yes" is a string; expected a boolean'],
-    ['cron', { recalibration: { cron: '61 * * * *' } }, 'config key recalibration.cron: "61 * * * *" is not a cron expression: minute field "61" has "61" outside 0-59'],
+    ['cron', { recalibration: { cron: '61 * * * *' } }, 'config key recalibration.cron: "61 * * * *" is not a cron expression: 61 is a invalid expression for minute'],
     ['url', { mqtt: { url: 'http://broker' } }, "config key mqtt.url: \"http://broker\" must be 'embedded' or a broker URL starting with mqtt://, mqtts://, ws:// or wss://"],
     ['device id', { deviceId: 'a/b' }, 'config key deviceId: "a/b" must be 1-64 characters'],
     ['topic', { mqtt: { baseTopic: 'calibd/#' } }, 'config key mqtt.baseTopic: "calibd/#" must be topic levels'],
@@ -322,12 +322,13 @@ describe('validation messages', () => {
 
 describe('cron check', () => {
   it('accepts node-cron syntax', () => {
-    for (const ok of ['* * * * *', '0 3 * * *', '*/5 * * * *', '0 0 1-15/2 jan,Mar-may mon-fri', '30 */10 9-17 * * 1-5', '0 0 * * 7', '0 0 * * SUNDAY']) {
+    // 5-1: node-cron wraps a backwards range (minutes 5..59 and 0..1).
+    for (const ok of ['* * * * *', '0 3 * * *', '*/5 * * * *', '0 0 1-15/2 jan,Mar-may mon-fri', '30 */10 9-17 * * 1-5', '0 0 * * 7', '0 0 * * SUNDAY', '5-1 * * * *']) {
       expect(cronProblem(ok), ok).toBeNull();
     }
   });
   it('refuses bad fields', () => {
-    for (const bad of ['* * * *', '* * * * * * *', '0 24 * * *', '0 0 0 * *', '0 0 * 13 *', '0 0 * * 8', '5-1 * * * *', '*/0 * * * *', 'a * * * *', '0 0 * foo *']) {
+    for (const bad of ['* * * *', '* * * * * * *', '0 24 * * *', '0 0 0 * *', '0 0 * 13 *', '0 0 * * 8', '*/0 * * * *', 'a * * * *', '0 0 * foo *', '0 0 31 2 *']) {
       expect(cronProblem(bad), bad).not.toBeNull();
     }
   });

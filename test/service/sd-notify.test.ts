@@ -3,7 +3,8 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { SystemdNotifier, NotifyError, watchdogIntervalMs, type NotifyLogger } from '../../src/service/sd-notify.js';
+import { SystemdNotifier, NotifyError, watchdogIntervalMs } from '../../src/service/sd-notify.js';
+import type { Logger } from '../../src/common/index.js';
 import { DatagramReceiver } from './dgram-receiver.js';
 import { hasProgram } from './programs.js';
 
@@ -16,8 +17,8 @@ if (missing.length > 0) {
 }
 const real = missing.length === 0 ? describe : describe.skip;
 
-function recordingLogger(): NotifyLogger & { calls: Array<{ obj: object; msg: string }> } {
-  const calls: Array<{ obj: object; msg: string }> = [];
+function recordingLogger(): Pick<Logger, 'warn'> & { calls: Array<{ obj: object; msg?: string }> } {
+  const calls: Array<{ obj: object; msg?: string }> = [];
   return { calls, warn: (obj, msg) => { calls.push({ obj, msg }); } };
 }
 

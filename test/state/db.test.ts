@@ -4,7 +4,8 @@ import { existsSync, mkdirSync, readFileSync, readdirSync, statSync, truncateSyn
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import Database from 'better-sqlite3';
-import { EventLog, SampleBuffer, SCHEMA_VERSION, openStateDb, type StateLogger, type StateDb } from '../../src/state/index.js';
+import { EventLog, SampleBuffer, SCHEMA_VERSION, openStateDb, type StateDb } from '../../src/state/index.js';
+import type { Logger } from '../../src/common/index.js';
 import { StateError } from '../../src/common/index.js';
 import { repoRoot } from '../helpers/paths.js';
 import { bytesOf, image, inputs, tempStateDir } from './helpers.js';
@@ -19,7 +20,7 @@ afterEach(() => {
   open = [];
 });
 
-function recordingLogger(): StateLogger & { errors: object[] } {
+function recordingLogger(): Logger & { errors: object[] } {
   const errors: object[] = [];
   return { errors, info() {}, warn() {}, error: (obj: object) => void errors.push(obj) };
 }
