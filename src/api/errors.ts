@@ -25,6 +25,8 @@ export const HTTP_ERROR_STATUS = {
   'shape-mismatch': 400,
   /** NaN or ±Infinity in tensor data. */
   'non-finite': 400,
+  /** A BYTES input that is not a readable JPEG/PNG/WebP image, or with no preprocessing configured. */
+  'invalid-image': 400,
   /** A request the HTTP framework refused before any route saw it. */
   'bad-request': 400,
   'unauthorized': 401,

@@ -4,6 +4,7 @@ import type { FastifyBaseLogger } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { HttpConfig } from '../config/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
+import type { PreprocessSpec } from '../images/index.js';
 
 export interface ApiDeps {
   engine: InferenceEngine;
@@ -18,6 +19,8 @@ export interface ApiDeps {
     latencyMs: number,
   ) => void;
   admin: AdminControl;
+  /** How BYTES inputs (encoded images) become tensors; without it they are refused. */
+  preprocess?: PreprocessSpec | null;
   /** Extra metrics (agent, buffer, health) appended to GET /metrics. */
   metrics?: Registry;
 }

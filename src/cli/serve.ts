@@ -37,6 +37,7 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
         },
         admin: agent,
         metrics: agentMetrics(agent),
+        preprocess: config.preprocess,
       },
       { ...config.http, logger },
     );
