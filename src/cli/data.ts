@@ -58,7 +58,7 @@ export function listSamples(path: string): Listing {
 }
 
 /** A checked sample file: its header and per-file shape [N, ...sample]. */
-interface CheckedFile {
+export interface CheckedFile {
   file: string;
   header: NpyHeader;
   dims: number[];
@@ -68,7 +68,7 @@ interface CheckedFile {
 const CHECK_WINDOW_BYTES = 16 * 2 ** 20;
 
 /** Checks one file's dtype, shape and values, reading it in windows. */
-function checkFile(file: string, spec: InputSpec): CheckedFile {
+export function checkFile(file: string, spec: InputSpec): CheckedFile {
   const header = readNpyHeader(file);
   if (header.dtype !== 'float32') {
     throw new DataError(`${file} holds ${header.dtype}, input '${spec.name}' needs float32`, {
@@ -113,7 +113,7 @@ function checkFile(file: string, spec: InputSpec): CheckedFile {
   return checked;
 }
 
-function readRows(f: CheckedFile, start: number, n: number): Float32Array {
+export function readRows(f: CheckedFile, start: number, n: number): Float32Array {
   return readNpyRows(f.file, f.header, start, n) as Float32Array;
 }
 

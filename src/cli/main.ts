@@ -8,6 +8,7 @@ import { fleetCommand } from './fleet.js';
 import { BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
+import { replayCommand } from './replay.js';
 import { PRESETS } from '../images/index.js';
 
 export async function run(argv: string[]): Promise<number> {
@@ -79,6 +80,20 @@ export async function run(argv: string[]): Promise<number> {
     });
 
   program
+    .command('replay')
+    .description('send a folder of samples (images or .npy) to a running daemon; report latency and, with labels, accuracy')
+    .requiredOption('--data <dir>', 'folder or file of samples: JPEG/PNG/WebP images (the daemon needs preprocess:) or float32 .npy')
+    .requiredOption('--url <url>', 'the daemon, e.g. http://127.0.0.1:8080')
+    .option('--model-name <name>', "the served model's name (default: asked from the daemon)")
+    .option('--rate <r>', 'requests per second (default: as fast as answers come)', positiveNumber)
+    .option('--count <n>', 'requests to send (default: each sample once)', positiveInt)
+    .option('--loop', 'cycle through the samples until --count, or until Ctrl-C')
+    .option('--labels <file>', 'class labels: .npy in sample order or .json by file name (default: DIR/labels.json when present)')
+    .action(async (o) => {
+      await replayCommand(o);
+    });
+
+  program
     .command('serve')
     .description('run the daemon: HTTP inference, live sampling, online recalibration')
     .option('--config <file>', 'YAML or JSON config (default: built-in defaults and CALIBD_* variables)')
@@ -134,6 +149,12 @@ function unknownOptionsFirst(cmd: Command): void {
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
+}
+
+function positiveNumber(value: string): number {
+  const n = Number(value);
+  if (!Number.isFinite(n) || n <= 0) throw new InvalidArgumentError(`'${value}' is not a positive number`);
+  return n;
 }
 
 function positiveInt(value: string): number {
