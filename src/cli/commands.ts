@@ -14,6 +14,7 @@ import { readProfile, dequantizedName, type BiasCorrection, type CalibrationProf
 
 import { dataSource, readLabels } from './data.js';
 import { closest } from './suggest.js';
+import { refuseQuantized } from './quantized.js';
 import { formatInspect, formatEval, formatLayers, formatSelection } from './format.js';
 
 interface CalibrateArgs {
@@ -52,7 +53,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
   }
   checkOutFolder(a.out);
   const model = readModel(a.model);
-  refuseQuantized(model, a.model);
+  refuseQuantized(model, a.model, 'with --model');
   if (a.exclude?.length) checkExcludes(model, a.exclude);
   if (a.method !== 'datafree' && a.data.length === 0) {
     throw new OptionError(`--method ${a.method} needs --data`, { hint: 'pass --data DIR, or use --method datafree' });
@@ -136,19 +137,6 @@ function checkOutFolder(out: string): void {
     // missing: refused below
   }
   if (!isFolder) throw new OptionError(`--out ${out}: folder ${dirname(out)} does not exist`, { value: out, hint: 'create the folder first, or write somewhere that exists' });
-}
-
-/** Op types that mean a model is already quantized. */
-const QUANTIZED_OPS = /^(QuantizeLinear|DequantizeLinear|DynamicQuantizeLinear|QLinear.*|MatMulInteger|ConvInteger)$/;
-
-/** Quantizing twice would stack a second set of scales on the first: refuse, and say what to pass. */
-function refuseQuantized(model: ModelProto, path: string): void {
-  const quantized = model.graph!.node.filter((n) => QUANTIZED_OPS.test(n.opType));
-  if (quantized.length === 0) return;
-  const kinds = [...new Set(quantized.map((n) => n.opType))].slice(0, 3).join('/');
-  const profile = readProfile(model, path);
-  const source = profile ? `; calibd made it from the FP32 model with sha256 ${profile.sourceModelSha256.slice(0, 12)}…` : '';
-  throw new OptionError(`${path} is already quantized (${quantized.length} ${kinds} nodes)${source}`, { value: path, hint: 'pass the FP32 model it came from with --model' });
 }
 
 /** Every --exclude pattern must name a node or an op type of the model: a typo would otherwise be ignored. */
