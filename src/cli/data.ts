@@ -161,6 +161,12 @@ export async function dataSource(model: ModelProto, specs: string[], opts: { lim
     const listing = byName.get(input.name)!;
     readers.set(input.name, listing.kind === 'npy' ? npyReader(listing.files.map((f) => checkFile(f, input))) : await imageReader(listing.files, input, opts.preprocess));
   }
+  if (opts.preprocess && ![...byName.values()].some((l) => l.kind === 'image')) {
+    throw new DataError(`--preprocess was given, but --data holds no images (${[...byName.values()][0].files[0]})`, {
+      value: [...byName.values()][0].files[0],
+      hint: '.npy samples are used as they are; leave --preprocess out, or point --data at the images',
+    });
+  }
   const totals = inputs.map((i) => readers.get(i.name)!.count);
   if (new Set(totals).size > 1) {
     throw new DataError(`inputs have different sample counts (${inputs.map((i, k) => `${i.name}: ${totals[k]}`).join(', ')})`, {
@@ -231,7 +237,8 @@ async function imageReader(files: string[], input: InputSpec, spec: PreprocessSp
       hint: 'set size, color (gray: 1 channel) and layout to the model input',
     });
   }
-  for (const f of files) await imageSize(readFileSync(f), f);
+  // Headers only: the pixels are decoded once, as batches are read.
+  for (const f of files) await imageSize(f, f);
   return {
     count: files.length,
     open: () => {

@@ -57,10 +57,10 @@ function expandToRgb(data: Buffer, channels: number): Buffer {
   return out;
 }
 
-/** Width and height from the header alone, or a DataError naming the file. */
-export async function imageSize(bytes: Uint8Array, what: string): Promise<{ width: number; height: number }> {
+/** Width and height from the header alone (of a file path or bytes), or a DataError naming it. */
+export async function imageSize(image: string | Uint8Array, what: string): Promise<{ width: number; height: number }> {
   try {
-    const m = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
+    const m = await sharp(image, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
     if (!m.width || !m.height || !['jpeg', 'png', 'webp'].includes(m.format ?? '')) throw new Error(`format ${m.format ?? 'unknown'}`);
     return { width: m.width, height: m.height };
   } catch (err) {
