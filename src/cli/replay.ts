@@ -86,7 +86,9 @@ export async function replayCommand(a: ReplayArgs): Promise<void> {
   }
   const seconds = (performance.now() - started) / 1000;
   process.stdout.write(report({ sent: latencies.length, seconds, latencies, failures, labelled, correct, url: `${base}/v2/models/${model}` }));
-  if (failures > 0) process.stderr.write(`calibd: ${failures} request${failures === 1 ? '' : 's'} failed; the first: ${firstFailure}\n`);
+  if (failures > 0) {
+    throw new DataError(`${failures} of ${latencies.length} requests failed; the first: ${firstFailure}`, { value: failures });
+  }
 }
 
 function report(r: { sent: number; seconds: number; latencies: number[]; failures: number; labelled: number; correct: number; url: string }): string {

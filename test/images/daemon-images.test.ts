@@ -3,7 +3,7 @@
 // FP32, and is sampled into the buffer like one; `calibd replay` drives it from folders of
 // PNGs and of .npy files and reports the same accuracy for both.
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -87,6 +87,15 @@ describe('BYTES images on the real daemon', () => {
     const first = run('--data', digits.npy, '--labels', digits.labels);
     expect(/accuracy ([\d.]+)%/.exec(first.stdout)?.[1]).toBe(accuracy?.[1]);
     console.log(png.stdout.trim());
+  });
+
+  it('replay whose requests the daemon refuses still reports, then fails in one line, exit 2', () => {
+    const junk = mkdtempSync(join(tmpdir(), 'calibd-junk-'));
+    writeFileSync(join(junk, 'broken.png'), 'not a png');
+    const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'replay', '--url', daemon.url('').replace(/\/$/, ''), '--data', junk], { encoding: 'utf8' });
+    expect(r.status).toBe(2);
+    expect(r.stdout).toMatch(/^sent 1 requests .*, 1 failed\n/);
+    expect(r.stderr).toMatch(/^calibd: 1 of 1 requests failed; the first: broken\.png: input 'input' image 0 is not a readable JPEG, PNG or WebP image .*\n$/);
   });
 
   it('replay without a daemon is one line, exit 2', async () => {
