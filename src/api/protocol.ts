@@ -11,6 +11,8 @@ import { printable, printableJson } from '../common/errors.js';
 import { HttpError } from './errors.js';
 import { JSON_BYTE, JsonReader, JsonSpan, setOwn } from './json-reader.js';
 import { float32FromBinary, float32FromJson, littleEndianHost } from './tensor-data.js';
+import type { PreprocessSpec } from '../images/index.js';
+import { declaredImageInput, imageCount, imagesFromBinary, imagesFromJson, noPreprocessError, type PendingImages } from './image-inputs.js';
 
 export const BINARY_HEADER = 'inference-header-content-length';
 
@@ -38,6 +40,8 @@ export interface DecodedRequest {
   /** Outputs to return, in order, each with whether to send it as raw bytes. */
   outputs?: { name: string; binary: boolean }[];
   binaryOutputs: boolean;
+  /** BYTES inputs holding encoded images, still to decode into `inputs` (decodeImages). */
+  images: PendingImages[];
 }
 
 interface WireInput {
@@ -56,8 +60,8 @@ const INPUT_FIELDS = new Set(['name', 'shape', 'datatype', 'parameters', 'data']
 export type DeclaredCheck = (inputs: Record<string, DeclaredInput>) => void;
 
 /** Bytes to tensors: the whole decoding, as the server runs it in two steps. */
-export function parseInferRequest(body: InferBody, checkDeclared?: DeclaredCheck): DecodedRequest {
-  return decodeInferRequest(readInferEnvelope(body), checkDeclared);
+export function parseInferRequest(body: InferBody, checkDeclared?: DeclaredCheck, preprocess?: PreprocessSpec | null): DecodedRequest {
+  return decodeInferRequest(readInferEnvelope(body), checkDeclared, preprocess);
 }
 
 /** Splits the body and reads its JSON header, leaving tensor data undecoded. */
@@ -152,19 +156,41 @@ function requestId(header: unknown): string | undefined {
 
 /**
  * Decodes every input's data, once all inputs' names, shapes and datatypes have been read
- * and passed `checkDeclared`: data is decoded only for tensors that can be served.
+ * and passed `checkDeclared`: data is decoded only for tensors that can be served. A BYTES
+ * input is encoded images (with `preprocess` configured), checked as the FP32 tensor they
+ * will become and left in `images` for decodeImages, which is asynchronous.
  */
-export function decodeInferRequest({ header, json, binary, id }: InferEnvelope, checkDeclared?: DeclaredCheck): DecodedRequest {
+export function decodeInferRequest({ header, json, binary, id }: InferEnvelope, checkDeclared?: DeclaredCheck, preprocess?: PreprocessSpec | null): DecodedRequest {
   if (!isObject(header)) throw invalidRequest('the request must be a JSON object with an "inputs" array', undefined);
   if (!Array.isArray(header.inputs) || header.inputs.length === 0) throw invalidRequest('the request has no "inputs" array', undefined);
   const heads = inputHeads(header.inputs as unknown[]);
-  checkDeclared?.(Object.fromEntries(heads.map((h) => [h.name, { datatype: h.datatype, shape: h.shape }])));
+  const declared = (h: InputHead) => {
+    if (h.datatype !== 'BYTES') return { datatype: h.datatype, shape: h.shape };
+    if (!preprocess) throw noPreprocessError(printable(h.name));
+    return declaredImageInput(preprocess, imageCount(h.shape));
+  };
+  const declaredInputs = Object.fromEntries(heads.map((h) => [h.name, declared(h)]));
+  checkDeclared?.(declaredInputs);
   const inputs: Record<string, InferInput> = {};
+  const images: PendingImages[] = [];
   let offset = 0;
   for (const { input, name, shape, datatype } of heads) {
     // The name as messages quote it: a client's name may hold line breaks or megabytes.
     const label = printable(name);
     const binarySize = isObject(input.parameters) ? input.parameters.binary_data_size : undefined;
+    if (datatype === 'BYTES' && preprocess) {
+      let encoded: Buffer[];
+      if (binarySize !== undefined) {
+        const bytes = binarySlice(binary, offset, binarySize, label);
+        offset += bytes.length;
+        encoded = imagesFromBinary(bytes, label, imageCount(shape));
+      } else {
+        encoded = imagesFromJson(json, jsonDataSpan(input.data, label), label, imageCount(shape));
+      }
+      images.push({ name, images: encoded });
+      setOwn(inputs, name, { ...declaredInputs[name], data: new Float32Array(0) });
+      continue;
+    }
     let data: Float32Array;
     if (binarySize !== undefined) {
       const bytes = binarySlice(binary, offset, binarySize, label);
@@ -184,7 +210,7 @@ export function decodeInferRequest({ header, json, binary, id }: InferEnvelope, 
   }
   const params = isObject(header.parameters) ? header.parameters : {};
   const binaryOutputs = params.binary_data_output === true;
-  return { id, inputs, outputs: requestedOutputs(header.outputs, binaryOutputs), binaryOutputs };
+  return { id, inputs, outputs: requestedOutputs(header.outputs, binaryOutputs), binaryOutputs, images };
 }
 
 interface InputHead {

@@ -16,6 +16,7 @@ import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { RawBody, readBody } from './body.js';
 import { readJson } from './json-reader.js';
 import { BINARY_HEADER, binaryData, decodeInferRequest, isObject, jsonData, readInferEnvelope } from './protocol.js';
+import { decodeImages } from './image-inputs.js';
 import type { AdminControl, ApiDeps, ApiOptions } from './types.js';
 
 export interface ApiServer {
@@ -130,7 +131,8 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     const headerLength = req.headers[BINARY_HEADER];
     const envelope = readInferEnvelope({ bytes: body.bytes, octetStream: body.octetStream, headerLength: Array.isArray(headerLength) ? headerLength[0] : headerLength });
     if (envelope.id !== undefined) requestIds.set(req, envelope.id);
-    const decoded = decodeInferRequest(envelope, (declared) => engine.checkDeclared(declared));
+    const decoded = decodeInferRequest(envelope, (declared) => engine.checkDeclared(declared), deps.preprocess);
+    if (decoded.images.length > 0) await decodeImages(decoded.images, decoded.inputs, deps.preprocess!);
     const wanted = decoded.outputs ?? engine.outputsMeta.map((m) => ({ name: m.name, binary: decoded.binaryOutputs }));
     for (const o of wanted) {
       if (!engine.outputsMeta.some((m) => m.name === o.name)) {

@@ -5,6 +5,7 @@ import type { Registry } from 'prom-client';
 import type { CommandTarget } from '../agent/commands.js';
 import type { HttpConfig } from '../config/index.js';
 import type { InferenceEngine } from '../runtime/index.js';
+import type { PreprocessSpec } from '../images/index.js';
 
 export interface ApiDeps {
   engine: InferenceEngine;
@@ -19,6 +20,8 @@ export interface ApiDeps {
     latencyMs: number,
   ) => void;
   admin: AdminControl;
+  /** How BYTES inputs (encoded images) become tensors; without it they are refused. */
+  preprocess?: PreprocessSpec | null;
   /** The daemon's metrics (agent/metrics.ts: drift, buffer, calibration totals), appended to GET /metrics. */
   metrics?: Registry;
 }

@@ -1,16 +1,20 @@
 // The work behind each CLI subcommand.
 
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
 import { OptionError, DataError } from '../common/index.js';
 import {
   Calibrator, analyseLayers, calibrate, perSampleShapes, prepareModel, compareModels, parseMetric, selectInt8Nodes, sliceSource,
-  type CalibrateOptions, type CalibrationMethod, type LayerReport, type SelectionResult,
+  type CalibrateOptions, type CalibrationMethod, type LayerReport, type SampleSource, type SelectionResult,
 } from '../calibration/index.js';
-import { readModel, writeModel } from '../onnx/index.js';
+import { readModel, writeModel, type ModelProto } from '../onnx/index.js';
+import { preprocessFromArgument } from '../images/index.js';
 import { readProfile, dequantizedName, type BiasCorrection, type CalibrationProfile, type Equalization, type WeightRangeChoice } from '../quant/index.js';
 
-import { npySource, readLabels } from './data.js';
+import { dataSource, readLabels } from './data.js';
+import { closest } from './suggest.js';
+import { refuseQuantized } from './quantized.js';
 import { formatInspect, formatEval, formatLayers, formatSelection } from './format.js';
 
 interface CalibrateArgs {
@@ -41,17 +45,22 @@ interface CalibrateArgs {
   report?: boolean;
   budgetAgreement?: number;
   budgetSqnr?: number;
+  preprocess?: string;
 }
 
 export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
   if (a.perChannel && a.perTensor) {
     throw new OptionError('--per-channel and --per-tensor exclude each other', { hint: 'pass one of them' });
   }
+  checkOutFolder(a.out);
   const model = readModel(a.model);
+  refuseQuantized(model, a.model, 'with --model');
+  if (a.exclude?.length) checkExcludes(model, a.exclude);
   if (a.method !== 'datafree' && a.data.length === 0) {
     throw new OptionError(`--method ${a.method} needs --data`, { hint: 'pass --data DIR, or use --method datafree' });
   }
-  const source = a.method === 'datafree' ? null : npySource(model, a.data, a.samples ?? Infinity);
+  const preprocess = a.preprocess === undefined ? undefined : preprocessFromArgument(a.preprocess);
+  const source = a.method === 'datafree' ? null : await dataSource(model, a.data, { limit: a.samples, preprocess });
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'calibrating [{bar}] {value}/{total} samples', clearOnComplete: true }, Presets.shades_classic) : null;
   const started = Date.now();
   bar?.start(source?.count ?? 64, 0);
@@ -94,7 +103,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
  * Calibrates on all but a held-out slice of the samples (a fifth, 8 to 200), then lets the
  * selection decide, on the held-out slice and with real timing, which nodes stay FP32.
  */
-async function calibrateAuto(model: ReturnType<typeof readModel>, source: ReturnType<typeof npySource> | null, options: CalibrateOptions, a: CalibrateArgs) {
+async function calibrateAuto(model: ModelProto, source: SampleSource | null, options: CalibrateOptions, a: CalibrateArgs) {
   if (!source || source.count < 16) {
     throw new OptionError('--auto needs at least 16 samples in --data', { value: source?.count ?? 0, hint: 'a fifth of them (8 to 200) is held out to validate the selection' });
   }
@@ -117,6 +126,31 @@ async function calibrateAuto(model: ReturnType<typeof readModel>, source: Return
     return calibrator.build(calibrator.ranges(), { selection }, selection.exclude);
   } finally {
     await calibrator.release();
+  }
+}
+
+/** The folder --out writes into must exist, checked before any work so a long run is not lost. */
+function checkOutFolder(out: string): void {
+  const folder = dirname(resolve(out));
+  let isFolder = false;
+  try {
+    isFolder = statSync(folder).isDirectory();
+  } catch {
+    // missing: refused below
+  }
+  if (!isFolder) throw new OptionError(`--out ${out}: folder ${dirname(out)} does not exist`, { value: out, hint: 'create the folder first, or write somewhere that exists' });
+}
+
+/** Every --exclude pattern must name a node or an op type of the model: a typo would otherwise be ignored. */
+function checkExcludes(model: ModelProto, patterns: string[]): void {
+  const known = new Set(model.graph!.node.flatMap((n) => [n.name, n.opType]).filter((s) => s));
+  for (const p of patterns) {
+    if (known.has(p)) continue;
+    const near = closest(p, known);
+    throw new OptionError(`--exclude ${p} matches no node name or op type${near ? ` (did you mean ${near}?)` : ''}`, {
+      value: p,
+      hint: `op types in this model: ${[...new Set(model.graph!.node.map((n) => n.opType))].sort().join(', ')}`,
+    });
   }
 }
 
@@ -152,6 +186,7 @@ interface EvalArgs {
   metric?: string;
   perLayer?: boolean;
   json?: boolean;
+  preprocess?: string;
 }
 
 export async function evalCommand(a: EvalArgs): Promise<void> {
@@ -160,8 +195,9 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   const fp32 = readModel(a.fp32);
   const int8 = readModel(a.int8);
   const profile = readProfile(int8, a.int8);
-  const source = npySource(fp32, a.data, a.samples ?? Infinity);
-  const labels = a.labels ? readLabels(a.labels) : undefined;
+  const preprocess = a.preprocess === undefined ? undefined : preprocessFromArgument(a.preprocess);
+  const source = await dataSource(fp32, a.data, { limit: a.samples, preprocess });
+  const labels = a.labels ? readLabels(a.labels, [...source.files.values()][0]) : undefined;
   // The INT8 graph was built from the optimised FP32 graph, so compare tensors there.
   const reference = profile ? await prepareModel(fp32, a.fp32) : fp32;
   const rescaled = new Set(profile?.rescaledTensors ?? []);

@@ -8,7 +8,9 @@ import { fleetCommand } from './fleet.js';
 import { BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
-import { positiveInt } from './args.js';
+import { positiveInt, positiveNumber } from './args.js';
+import { replayCommand } from './replay.js';
+import { PRESETS } from '../images/index.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command()
@@ -16,13 +18,14 @@ export async function run(argv: string[]): Promise<number> {
     .description('On-device INT8 calibration agent for ONNX models')
     .version(calibdVersion())
     .exitOverride()
-    .configureOutput({ writeErr: (s) => process.stderr.write(s) });
+    .configureOutput(ONE_LINE_ERRORS);
 
   program
     .command('calibrate')
     .description('calibrate an FP32 ONNX model on sample data and write an INT8 QDQ model')
     .requiredOption('--model <file>', 'FP32 .onnx model')
-    .option('--data <dir>', 'folder or .npy file of float32 samples; NAME=DIR once per input for several', collect, [])
+    .option('--data <dir>', 'folder or file of samples: float32 .npy, or JPEG/PNG/WebP images with --preprocess; NAME=DIR once per input for several', collect, [])
+    .option('--preprocess <spec>', `how images become tensors: a preset (${Object.keys(PRESETS).join(', ')}), a .json/.yaml spec file or inline JSON`)
     .addOption(new Option('--method <method>', 'range estimator').choices([...CALIBRATION_METHODS]).default('mse'))
     .option('--per-channel', 'one weight scale per output channel (the default)')
     .option('--per-tensor', 'one weight scale per weight tensor')
@@ -57,8 +60,9 @@ export async function run(argv: string[]): Promise<number> {
     .description('compare an INT8 model with its FP32 reference: agreement, SQNR, accuracy, worst tensors')
     .requiredOption('--fp32 <file>', 'FP32 .onnx model')
     .requiredOption('--int8 <file>', 'INT8 .onnx model')
-    .option('--data <dir>', 'folder or .npy file of float32 samples; NAME=DIR once per input', collect, [])
-    .option('--labels <file>', 'integer class labels (.npy), one per sample')
+    .option('--data <dir>', 'folder or file of samples: float32 .npy, or JPEG/PNG/WebP images with --preprocess; NAME=DIR once per input', collect, [])
+    .option('--preprocess <spec>', 'how images become tensors: a preset, a .json/.yaml spec file or inline JSON')
+    .option('--labels <file>', 'integer class labels: .npy in sample order, or labels.json mapping each sample file name to its class')
     .option('--samples <n>', 'use at most N samples', positiveInt)
     .option('--threads <n>', 'ONNX Runtime threads (default 1)', positiveInt)
     .option('--metric <metric>', 'task metric: top1 | top1-steps | sqnr | mask-iou:T (default: inferred from the output)')
@@ -78,6 +82,20 @@ export async function run(argv: string[]): Promise<number> {
     });
 
   program
+    .command('replay')
+    .description('send a folder of samples (images or .npy) to a running daemon; report latency and, with labels, accuracy')
+    .requiredOption('--data <dir>', 'folder or file of samples: JPEG/PNG/WebP images (the daemon needs preprocess:) or float32 .npy')
+    .requiredOption('--url <url>', 'the daemon, e.g. http://127.0.0.1:8080')
+    .option('--model-name <name>', "the served model's name (default: asked from the daemon)")
+    .option('--rate <r>', 'requests per second (default: as fast as answers come)', positiveNumber)
+    .option('--count <n>', 'requests to send (default: each sample once)', positiveInt)
+    .option('--loop', 'cycle through the samples until --count, or until Ctrl-C')
+    .option('--labels <file>', 'class labels: .npy in sample order or .json by file name (default: DIR/labels.json when present)')
+    .action(async (o) => {
+      await replayCommand(o);
+    });
+
+  program
     .command('serve')
     .description('run the daemon: HTTP inference, live sampling, online recalibration')
     .option('--config <file>', 'YAML or JSON config (default: built-in defaults and CALIBD_* variables)')
@@ -87,6 +105,7 @@ export async function run(argv: string[]): Promise<number> {
 
   let exitCode = 0;
   program.addCommand(fleetCommand((code) => (exitCode = code)));
+  unknownOptionsFirst(program);
 
   try {
     await program.parseAsync(argv, { from: 'user' });
@@ -103,6 +122,31 @@ export async function run(argv: string[]): Promise<number> {
     process.stderr.write(`calibd: unexpected error: ${err instanceof Error ? err.stack : String(err)}\n`);
     return 1;
   }
+}
+
+/** Commander puts its did-you-mean on a second line; errors here are one line. */
+const ONE_LINE_ERRORS = {
+  writeErr: (s: string) => process.stderr.write(s),
+  outputError: (s: string, write: (s: string) => void) => write(s.replace(/\n\(Did you mean (.*)\)/, ' (did you mean $1)')),
+};
+
+/**
+ * Commander checks required options before unknown ones, so `--modle x` was reported as a
+ * missing --model. Required options are checked here after the unknown-option check
+ * (with its did-you-mean) instead, with commander's own message.
+ */
+function unknownOptionsFirst(cmd: Command): void {
+  cmd.configureOutput(ONE_LINE_ERRORS);
+  const required = cmd.options.filter((o) => o.mandatory);
+  for (const o of required) o.mandatory = false;
+  if (required.length > 0) {
+    cmd.hook('preAction', (self) => {
+      for (const o of required) {
+        if (self.getOptionValue(o.attributeName()) === undefined) self.error(`error: required option '${o.flags}' not specified`, { code: 'commander.missingMandatoryOptionValue' });
+      }
+    });
+  }
+  for (const sub of cmd.commands) unknownOptionsFirst(sub);
 }
 
 function collect(value: string, previous: string[]): string[] {

@@ -8,6 +8,8 @@ import { assertSafeBind, createApiServer, type ApiServer } from '../api/index.js
 import { REDACTED, SECRET_KEYS, loadConfig } from '../config/index.js';
 import { FleetMember, LatencyRecorder, fleetOptionsFromConfig } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
+import { readModel } from '../onnx/index.js';
+import { refuseQuantized } from './quantized.js';
 
 /**
  * Log fields pino hides wherever they appear (defence in depth: no code logs them): every
@@ -20,6 +22,8 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
   // Everything that can refuse does so before any work: a refusal after the first-boot
   // calibration would leave files behind and a worker keeping the process alive.
   assertSafeBind(config.http.host, config.http.token);
+  // The daemon calibrates its model itself: an INT8 one would be quantized a second time.
+  refuseQuantized(readModel(config.model), config.model, 'as model: (or CALIBD_MODEL); the daemon makes and serves its INT8 calibrations itself');
   const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId }, redact: { paths: LOG_SECRETS, censor: REDACTED } });
   const agent = await CalibrationAgent.start(config, logger);
   // Engine latency per request, for the fleet's metrics topic (fed by the API's hook).
@@ -37,6 +41,7 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
         },
         admin: agent,
         metrics: agentMetrics(agent),
+        preprocess: config.preprocess,
       },
       { ...config.http, logger },
     );

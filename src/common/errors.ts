@@ -31,6 +31,7 @@ export const ERROR_CATALOGUE = {
   'binary-size': { status: 400, meaning: 'binary_data_size disagrees with the bytes sent', action: 'send as many bytes as declared' },
   'shape-mismatch': { status: 400, meaning: 'tensor data whose count or nesting differs from the declared shape', action: 'send shape-many values' },
   'non-finite': { status: 400, meaning: 'NaN or ±Infinity in tensor data', action: 'send finite values' },
+  'invalid-image': { status: 400, meaning: 'a BYTES input that is not a readable JPEG/PNG/WebP image, or a daemon with no preprocessing configured', action: 'send the image file bytes, and set preprocess in the config' },
   'bad-request': { status: 400, meaning: 'a malformed HTTP request, refused before any route saw it', action: 'send HTTP/1.1' },
   unauthorized: { status: 401, meaning: 'missing or wrong bearer token, or an unsigned mutating MQTT command', action: 'send the token, or sign the command' },
   'unknown-model': { status: 404, meaning: 'no such model or model version is served', action: 'use the served name and version' },

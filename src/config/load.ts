@@ -48,6 +48,7 @@ export const envBindings: readonly EnvBinding[] = [
   { name: 'CALIBD_MQTT_SIGNING_WINDOW_SEC', key: ['mqtt', 'signingWindowSec'], kind: 'int' },
   { name: 'CALIBD_MQTT_BACKOFF_MAX_MS', key: ['mqtt', 'backoffMaxMs'], kind: 'int' },
   { name: 'CALIBD_LOG_LEVEL', key: ['log', 'level'], kind: 'string' },
+  { name: 'CALIBD_PREPROCESS', key: ['preprocess'], kind: 'string' },
 ];
 
 const PATH_KEYS: readonly string[][] = [

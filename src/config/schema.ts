@@ -12,6 +12,7 @@ import { parseMetric } from '../calibration/metrics.js';
 import { RANGE_METHODS } from '../calibration/methods.js';
 import { BIAS_CORRECTIONS } from '../quant/bias-correction.js';
 import { EQUALIZATIONS } from '../quant/equalize.js';
+import { PRESETS, preprocessSchema } from '../images/spec.js';
 
 const MiB = 1024 * 1024;
 
@@ -186,6 +187,18 @@ export const calibdConfigSchema = z
     inputRange: inputRangeSchema.prefault({}),
     /** Full shapes (batch axis first) for inputs with free dimensions, for data-free probes. */
     inputShapes: z.record(z.string(), z.array(z.int().positive()).min(1)).nullable().default(null),
+    /**
+     * How an encoded image sent as a BYTES input becomes the model's tensor: a preset name or
+     * a spec object (src/images/spec.ts); null: images are refused, tensors only.
+     */
+    preprocess: z
+      .union([
+        z.string().refine((name) => name in PRESETS, { message: `must be a preset (${Object.keys(PRESETS).join(', ')}) or a spec object` }),
+        preprocessSchema,
+      ])
+      .transform((p) => (typeof p === 'string' ? preprocessSchema.parse(PRESETS[p]) : p))
+      .nullable()
+      .default(null),
     // Off unless configured: a config that never mentions MQTT should not start a broker.
     mqtt: mqttSchema.nullable().default(null),
     log: logSchema.prefault({}),

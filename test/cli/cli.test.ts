@@ -104,6 +104,21 @@ describe('calibd CLI', () => {
     ['a missing data folder', () => ['calibrate', '--model', paths.mnistModel, '--data', join(dir, 'nowhere'), '--out', join(dir, 'x6.onnx')], /data path .*nowhere does not exist/],
     ['an unknown method', () => ['calibrate', '--model', paths.mnistModel, '--method', 'magic', '--out', join(dir, 'x7.onnx')], /argument 'magic' is invalid/],
     ['inspect of an uncalibrated model', () => ['inspect', paths.mnistModel], /holds no calibd calibration/],
+    ['--out into a missing folder, refused before any work', () => ['calibrate', '--model', paths.mnistModel, '--data', join(dir, 'calib'), '--out', join(dir, 'nofolder', 'x8.onnx')], /--out .*x8\.onnx: folder .*nofolder does not exist/],
+    ['a misspelt option, named with a did-you-mean instead of a missing --model', () => ['calibrate', '--modle', paths.mnistModel, '--out', join(dir, 'x9.onnx')], /^error: unknown option '--modle' \(did you mean --model\?\)\n$/],
+    ['an --exclude pattern that matches nothing', () => ['calibrate', '--model', paths.mnistModel, '--method', 'datafree', '--exclude', 'Convv', '--out', join(dir, 'x10.onnx')], /--exclude Convv matches no node name or op type \(did you mean Conv\?\)/],
+    ['an already quantized model', () => {
+      const first = calibd('calibrate', '--model', paths.mnistModel, '--method', 'datafree', '--out', join(dir, 'int8-once.onnx'));
+      expect(first.code).toBe(0);
+      return ['calibrate', '--model', join(dir, 'int8-once.onnx'), '--method', 'datafree', '--out', join(dir, 'x11.onnx')];
+    }, /int8-once\.onnx is already quantized \(\d+ .*QuantizeLinear.* nodes\).*pass the FP32 model it came from with --model/],
+    ['images without --preprocess', () => {
+      mkdirSync(join(dir, 'img'), { recursive: true });
+      writeFileSync(join(dir, 'img', 'a.png'), Buffer.from('not really a png'));
+      return ['calibrate', '--model', paths.mnistModel, '--data', join(dir, 'img'), '--out', join(dir, 'x12.onnx')];
+    }, /are images .*a\.png.*which need a preprocessing spec: pass --preprocess/],
+    ['a preprocess spec whose tensor does not fit the model', () => ['calibrate', '--model', paths.mnistModel, '--data', join(dir, 'img'), '--preprocess', 'imagenet', '--out', join(dir, 'x13.onnx')], /--preprocess gives \[N,3,224,224\], input 'input' takes \[N,1,28,28\]/],
+    ['an image that is not one', () => ['calibrate', '--model', paths.mnistModel, '--data', join(dir, 'img'), '--preprocess', 'mnist', '--out', join(dir, 'x14.onnx')], /a\.png is not a readable JPEG, PNG or WebP image/],
   ];
   for (const [what, args, message] of bad) {
     it(`${what}: one line, exit code 2, no output file`, () => {

@@ -63,6 +63,14 @@ describe('defaults', () => {
     expect(loadConfig({ overrides: { validation: { metric: 'mask-iou:0.3' } } }).validation.metric).toBe('mask-iou:0.3');
   });
 
+  it('preprocess: a preset name or a spec object, resolved to the full spec; a misspelt preset is refused', () => {
+    expect(loadConfig({}).preprocess).toBeNull();
+    expect(loadConfig({ overrides: { preprocess: 'mnist' } }).preprocess).toMatchObject({ size: [28, 28], color: 'gray', layout: 'nchw' });
+    expect(loadConfig({ overrides: { preprocess: { size: [4, 2], color: 'bgr' } } }).preprocess).toMatchObject({ size: [4, 2], color: 'bgr', resize: 'stretch' });
+    expect(() => loadConfig({ overrides: { preprocess: 'mnsit' } })).toThrow(/preprocess.*must be a preset/);
+    expect(() => loadConfig({ overrides: { preprocess: { size: [4, 2], colour: 'bgr' } } })).toThrow(/preprocess/);
+  });
+
   it('sanitises host names into device ids', () => {
     expect(sanitizeDeviceId('edge box.local')).toBe('edge_box_local');
     expect(sanitizeDeviceId('')).toBe('calibd');
