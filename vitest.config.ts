@@ -12,6 +12,7 @@ const SLOW = [
   'test/agent/drift-e2e.test.ts',
   'test/agent/serve-detector.test.ts',
   'test/fleet/outage.test.ts',
+  'test/tour/readme-tour.test.ts',
 ];
 
 export default defineConfig({
