@@ -7,6 +7,7 @@ import { defineConfig } from 'vitest/config';
  */
 const SLOW = [
   'test/api/slow-clients.test.ts',
+  'test/api/hostile-bodies.test.ts',
   'test/api/swap-load.test.ts',
   'test/agent/serve-swap-load.test.ts',
   'test/agent/drift-e2e.test.ts',
