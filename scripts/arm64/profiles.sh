@@ -16,6 +16,14 @@ qemu_cpu() {
   esac
 }
 
+# The CPU name calibd reads back from the profile's cpuinfo (its --auto record names it).
+cpu_name() {
+  case "$1" in
+    pi4) echo Cortex-A72 ;;
+    pi5) echo Cortex-A76 ;;
+  esac
+}
+
 describe_profile() {
   case "$1" in
     pi4) echo "Raspberry Pi 4: Cortex-A72, no dot product" ;;

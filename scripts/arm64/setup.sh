@@ -66,14 +66,16 @@ if ! is_arm64_elf "$addon"; then
   echo "arm64 setup: cross-compiling better-sqlite3@$sqlite_ver for arm64 (about 90 s on 2 cores)"
   rm -rf "$sqlite_dir" && mkdir -p "$sqlite_dir"
   echo '{"name":"calibd-arm64-sqlite","private":true}' > "$sqlite_dir/package.json"
-  start=$(date +%s)
-  (cd "$sqlite_dir" && npm_config_arch=arm64 npm_config_target_arch=arm64 npm_config_nodedir="$CACHE/node" \
+  # nodedir: node-gyp takes the headers from the arm64 Node package instead of downloading them.
+  TIMEFORMAT='%R %U %S'
+  { time (cd "$sqlite_dir" && npm_config_arch=arm64 npm_config_target_arch=arm64 npm_config_nodedir="$CACHE/node" \
     CC=aarch64-linux-gnu-gcc CXX=aarch64-linux-gnu-g++ LINK=aarch64-linux-gnu-g++ \
-    npm install --no-audit --no-fund --no-save --build-from-source "better-sqlite3@$sqlite_ver" > "$sqlite_dir/build.log" 2>&1) \
+    npm install --no-audit --no-fund --no-save --build-from-source "better-sqlite3@$sqlite_ver" > "$sqlite_dir/build.log" 2>&1) ; } 2> "$sqlite_dir/time.raw" \
     || die "cross-compiling better-sqlite3 failed; see $sqlite_dir/build.log"
-  echo $(( $(date +%s) - start )) > "$sqlite_dir/build-seconds"
   is_arm64_elf "$addon" || die "the better-sqlite3 build is not an arm64 binary: $addon"
-  echo "arm64 setup: better-sqlite3 cross-compiled in $(cat "$sqlite_dir/build-seconds") s"
+  read -r wall user sys < "$sqlite_dir/time.raw"
+  awk -v w="$wall" -v u="$user" -v s="$sys" 'BEGIN { printf "%.0f s wall, %.0f s CPU", w, u + s }' > "$sqlite_dir/build-seconds"
+  echo "arm64 setup: better-sqlite3 cross-compiled in $(cat "$sqlite_dir/build-seconds")"
 fi
 
 # --- the app tree the emulated processes run ---------------------------------------------
