@@ -1,7 +1,8 @@
 // npx tsx scripts/arm64/compare.ts --name NAME --profile P --ref X64.npy --arm ARM64.npy \
 //     [--ref-profile X64.json --arm-profile ARM64.json] [--min-agreement 0.98] [--min-sqnr 30] [--table FILE]
 //
-// One row of the cross-platform table, and a non-zero exit when a check fails:
+// One row of the summary table, and a non-zero exit when a check fails. --ref holds the
+// reference outputs: x64 for the cross-platform rows, FP32 on arm64 for the --auto row.
 //  - the same INT8 model (calibrated on arm64) run on x64 (--ref) and on arm64 (--arm): top-1
 //    agreement of the outputs over the samples, and the SQNR of the arm64 outputs against
 //    the x64 ones (10·log10(Σ ref² / Σ (arm − ref)²); +∞ when bit-identical);
@@ -100,6 +101,7 @@ const row = {
   agreement: `${agree}/${n} (${(agreement * 100).toFixed(1)}%)`,
   sqnrDb: Number.isFinite(sqnr) ? sqnr.toFixed(1) : 'inf',
   maxAbsDiff: maxAbs === 0 ? '0 (bit-identical)' : maxAbs.toPrecision(3),
+  floors: `≥${(minAgreement * 100).toFixed(0)}%, ≥${minSqnr} dB`,
   ranges: !withRanges ? 'n/a' : `${names.size} tensors, ${rangeMismatch ? `${rangeMismatch} differ` : 'all equal'}, max rel diff ${rangeMaxRel.toExponential(1)}`,
   result: failures.length ? 'FAIL' : 'ok',
 };
