@@ -131,7 +131,7 @@ echo "== summary (arm64 under qemu-user; x64 = this host)"
 if [ -s "$table" ]; then
   node -e '
     const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    const cols = [["profile", "profile"], ["model", "model"], ["samples", "n"], ["agreement", "top-1 agreement"], ["sqnrDb", "SQNR dB"], ["maxAbsDiff", "max |Δ|"], ["ranges", "ranges arm64 vs x64"], ["floors", "floors"], ["result", "result"]];
+    const cols = [["profile", "profile"], ["model", "model"], ["samples", "n"], ["agreement", "top-1 agreement"], ["sqnrDb", "SQNR dB"], ["maxAbsDiff", "max abs diff"], ["ranges", "ranges arm64 vs x64"], ["floors", "floors"], ["result", "result"]];
     const w = cols.map(([k, h]) => Math.max(h.length, ...rows.map((r) => String(r[k]).length)));
     const line = (vals) => "| " + vals.map((v, i) => String(v).padEnd(w[i])).join(" | ") + " |";
     console.log(line(cols.map((c) => c[1])));

@@ -63,7 +63,7 @@ sqlite_dir="$CACHE/sqlite-$sqlite_ver"
 addon="$sqlite_dir/node_modules/better-sqlite3/build/Release/better_sqlite3.node"
 is_arm64_elf() { [ -f "$1" ] && [ "$(od -An -tu2 -j18 -N2 "$1" | tr -d ' ')" = 183 ]; }  # e_machine = EM_AARCH64
 if ! is_arm64_elf "$addon"; then
-  echo "arm64 setup: cross-compiling better-sqlite3@$sqlite_ver for arm64 (about 90 s on 2 cores)"
+  echo "arm64 setup: cross-compiling better-sqlite3@$sqlite_ver for arm64 (2–5 min on 2 cores)"
   rm -rf "$sqlite_dir" && mkdir -p "$sqlite_dir"
   echo '{"name":"calibd-arm64-sqlite","private":true}' > "$sqlite_dir/package.json"
   # nodedir: node-gyp takes the headers from the arm64 Node package instead of downloading them.
