@@ -95,10 +95,11 @@ for p in $PROFILES; do
       # at 28.6–33 dB (four calibrations, 64 and 300 lines; pi4 and pi5 bit-identical; FP32
       # 124 dB), and still 33 dB with ORT's graph optimisations off, i.e. without any integer
       # kernel: FP32 rounding differences flip QuantizeLinear's rounding at bin edges and 60
-      # quantized layers compound them. So its floor is 25 dB, printed in the table; the top-1
-      # floor stays 98%. See README "Deploying on a Raspberry Pi or Jetson".
+      # quantized layers compound them. The check enforces 25 dB as a regression floor and the
+      # table prints the 30 dB target as not met; the top-1 floor stays 98%. See README
+      # "arm64: what was verified, under emulation".
       floor=$([ $m = mnist ] && echo 30 || echo 25)
-      "$tsx" "$here/compare.ts" --profile "$p" --name "$name" --table "$table" --min-sqnr "$floor" \
+      "$tsx" "$here/compare.ts" --profile "$p" --name "$name" --table "$table" --min-sqnr "$floor" --target-sqnr 30 \
         --ref "$d/$m-out-x64.npy" --arm "$d/$m-out-arm64.npy" \
         --ref-profile "$work/$m-x64.json" --arm-profile "$d/$m-arm64.json" || fail "$p: (a) $name"
     done
@@ -131,7 +132,7 @@ echo "== summary (arm64 under qemu-user; x64 = this host)"
 if [ -s "$table" ]; then
   node -e '
     const rows = require("fs").readFileSync(process.argv[1], "utf8").trim().split("\n").map((l) => JSON.parse(l));
-    const cols = [["profile", "profile"], ["model", "model"], ["samples", "n"], ["agreement", "top-1 agreement"], ["sqnrDb", "SQNR dB"], ["maxAbsDiff", "max abs diff"], ["ranges", "ranges arm64 vs x64"], ["floors", "floors"], ["result", "result"]];
+    const cols = [["profile", "profile"], ["model", "model"], ["samples", "n"], ["agreement", "top-1 agreement"], ["sqnrDb", "SQNR dB"], ["maxAbsDiff", "max abs diff"], ["ranges", "ranges arm64 vs x64"], ["floors", "floors"], ["target", "issue target"], ["result", "result"]];
     const w = cols.map(([k, h]) => Math.max(h.length, ...rows.map((r) => String(r[k]).length)));
     const line = (vals) => "| " + vals.map((v, i) => String(v).padEnd(w[i])).join(" | ") + " |";
     console.log(line(cols.map((c) => c[1])));
