@@ -165,6 +165,7 @@ export class CalibrationAgent extends EventEmitter {
         fp32: fp32Bytes,
         method,
         perChannel: config.recalibration.perChannel,
+        activationType: config.recalibration.activationType,
         biasCorrection: config.recalibration.biasCorrection,
         equalization: config.recalibration.equalization,
         maxMemoryMB: config.recalibration.maxMemoryMB,

@@ -41,6 +41,7 @@ async function newCalibrator(m: CalibrationMethod): Promise<Calibrator> {
   return Calibrator.create(need(fp32, 'init'), {
     method: live,
     perChannel: i.perChannel,
+    activationType: i.activationType,
     biasCorrection: i.biasCorrection,
     equalization: i.equalization,
     ...(i.maxMemoryMB ? { maxMemoryMB: i.maxMemoryMB } : {}),
@@ -101,6 +102,7 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     const { model, profile } = await calibrate(need(fp32, 'init'), null, {
       method: 'datafree',
       perChannel: i.perChannel,
+      activationType: i.activationType,
       biasCorrection: i.biasCorrection === 'datafree' ? 'datafree' : 'none',
       inputRange: i.inputRange,
       ...(i.inputShapes ? { inputShapes: perSampleShapes(i.inputShapes) } : {}),

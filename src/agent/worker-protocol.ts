@@ -1,5 +1,6 @@
 // Messages between the daemon and its calibration worker thread.
 
+import type { ActivationTypeChoice } from '../quant/activation-type.js';
 import type { CalibrationMethod, SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 import type { Figures } from './gate.js';
@@ -15,6 +16,7 @@ export interface WorkerInit {
   fp32: Uint8Array;
   method: CalibrationMethod;
   perChannel: boolean;
+  activationType: ActivationTypeChoice;
   biasCorrection: BiasCorrection;
   equalization: Equalization;
   /** Activation memory budget, MB (null: the default share of RAM). */

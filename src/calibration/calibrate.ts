@@ -9,7 +9,7 @@
 import { OptionError, calibdVersion } from '../common/index.js';
 import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
-  PROFILE_FORMAT, clampRange, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
+  PROFILE_FORMAT, clampRange, resolveActivationType, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
   type BiasCorrection, type CalibrationProfile, type Equalization, type EqualizationPair, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
 } from '../quant/index.js';
 import { ActivationTap, type ort } from '../runtime/index.js';
@@ -168,7 +168,11 @@ export class Calibrator {
   /** `samples` feed 'activations' equalization only; ranges are learnt by observe(). */
   static async create(fp32: ModelProto, given: CalibrateOptions, samples?: SampleSource): Promise<Calibrator> {
     // Resolved once, so every candidate of this calibrator uses the same weight range.
-    const options: CalibrateOptions = { ...given, weightRange: resolveWeightRange(given.weightRange, given.reduceRange) };
+    const options: CalibrateOptions = {
+      ...given,
+      weightRange: resolveWeightRange(given.weightRange, given.reduceRange),
+      activationType: resolveActivationType(given.activationType, given.symmetricActivations),
+    };
     if (!CALIBRATION_METHODS.includes(options.method)) {
       throw new OptionError(`unknown calibration method '${options.method}'`, {
         value: options.method,
@@ -447,6 +451,7 @@ export class Calibrator {
       options: {
         perChannel: o.perChannel ?? true,
         symmetricActivations: o.symmetricActivations ?? false,
+        activationType: resolveActivationType(o.activationType, o.symmetricActivations),
         reduceRange: o.reduceRange ?? false,
         weightRange: o.weightRange,
         saturationBounded: this.bounds.size,

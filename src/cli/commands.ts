@@ -1,5 +1,6 @@
 // The work behind each CLI subcommand.
 
+import type { ActivationTypeChoice } from '../quant/index.js';
 import { existsSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -26,6 +27,7 @@ interface CalibrateArgs {
   samples?: number;
   exclude?: string[];
   symmetricActivations?: boolean;
+  activationType?: ActivationTypeChoice;
   reduceRange?: boolean;
   weightRange?: WeightRangeChoice;
   biasCorrection?: BiasCorrection;
@@ -69,6 +71,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     perChannel: !a.perTensor,
     exclude: a.exclude,
     symmetricActivations: a.symmetricActivations,
+    activationType: a.activationType,
     reduceRange: a.reduceRange,
     weightRange: a.weightRange,
     biasCorrection: a.biasCorrection,
@@ -231,6 +234,7 @@ function layerInput(prepared: ReturnType<typeof readModel>, p: CalibrationProfil
     options: {
       perChannel: o.perChannel as boolean | undefined,
       symmetricActivations: o.symmetricActivations as boolean | undefined,
+      activationType: o.activationType as ActivationTypeChoice | undefined,
       reduceRange: o.reduceRange as boolean | undefined,
       weightRange: o.weightRange as WeightRangeChoice | undefined,
       exclude: p.excludedNodes,

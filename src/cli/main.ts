@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
+import { ACTIVATION_TYPES, BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 import { positiveInt, positiveNumber } from './args.js';
@@ -33,6 +33,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--exclude <names...>', 'node names or op types to keep in FP32')
     .option('--symmetric-activations', 'int8 symmetric activations instead of uint8 asymmetric')
     .option('--reduce-range', '7-bit activations and weights')
+    .addOption(new Option('--activation-type <type>', 'integer type of activations; auto: int8 on arm64 (ORT fuses S8S8 there), uint8 elsewhere').choices([...ACTIVATION_TYPES]).default('auto'))
     .addOption(new Option('--weight-range <range>', "int8 weights in [-127,127] (full) or [-63,63] (reduced); auto: reduced on x86 without VNNI, whose kernels saturate").choices([...WEIGHT_RANGES]).default('auto'))
     .addOption(new Option('--bias-correction <how>', 'correct Conv/Gemm biases for the mean shift of INT8: from BatchNorm statistics (datafree), from the inputs\' means (analytical) or layer by layer over the samples (empirical; one INT8 pass per layer)').choices([...BIAS_CORRECTIONS]).default('empirical'))
     .addOption(new Option('--equalize <how>', 'cross-layer equalization of Conv → [Relu] → Conv channels before measuring: from measured channel ranges (activations) or from weights alone').choices([...EQUALIZATIONS]).default('activations'))

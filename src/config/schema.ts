@@ -3,6 +3,7 @@
 // setting. Defaults here are the ones a config file that omits a key gets; the bundled
 // config/default.yaml spells the same values out with comments.
 
+import { ACTIVATION_TYPES } from '../quant/activation-type.js';
 import { hostname } from 'node:os';
 import { basename, extname } from 'node:path';
 import { z } from 'zod';
@@ -63,6 +64,8 @@ export const recalibrationSchema = z.strictObject({
   /** Any method that measures samples (data-free has none to measure in the daemon). */
   method: z.enum(RANGE_METHODS).default('mse'),
   perChannel: z.boolean().default(true),
+  /** Integer type of activations: auto picks int8 on arm64, uint8 elsewhere (quant/activation-type.ts). */
+  activationType: z.enum(ACTIVATION_TYPES).default('auto'),
   /** 'analytical' from the tap's channel means; 'empirical' is offline only (calibd calibrate). */
   biasCorrection: z
     .enum(BIAS_CORRECTIONS)

@@ -20,3 +20,4 @@ export {
   type Equalization, type EqualizationPair, type ChannelRange, type EqualizeResult,
 } from './equalize.js';
 export { saturationInterval, saturationIntervals, clampRange } from './saturation.js';
+export { ACTIVATION_TYPES, activationTypeFor, resolveActivationType, type ActivationType, type ActivationTypeChoice } from './activation-type.js';

@@ -23,6 +23,8 @@ export interface ActivationQuantOptions {
    * (min = 0) gets zero-point -128 so that it keeps all 256 levels.
    */
   symmetric?: boolean;
+  /** Type of an asymmetric range (default uint8); symmetric ranges are always int8. */
+  type?: 'uint8' | 'int8';
   /** Use 7 bits: avoids overflow in the u8×s8 instructions of CPUs without VNNI. */
   reduceRange?: boolean;
 }
@@ -56,11 +58,13 @@ export function activationParams(range: Range, opts: ActivationQuantOptions = {}
     const absMax = Math.max(-lo, hi);
     return { scale: absMax > 0 ? absMax / qmax : 1, zeroPoint: 0, type: 'int8' };
   }
-  const [qmin, qmax] = qBounds('uint8', opts.reduceRange);
+  // Asymmetric: uint8, or int8 with the same resolution (activation-type.ts says which).
+  const type = opts.type ?? 'uint8';
+  const [qmin, qmax] = qBounds(type, opts.reduceRange);
   if (hi - lo === 0) hi = 1; // an all-zero tensor: any scale represents it exactly
   const scale = (hi - lo) / (qmax - qmin);
   const zeroPoint = clamp(Math.round(qmin - lo / scale), qmin, qmax);
-  return { scale, zeroPoint, type: 'uint8' };
+  return { scale, zeroPoint, type };
 }
 
 /**

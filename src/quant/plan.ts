@@ -3,6 +3,7 @@
 // (ops/); planning is separate from rewriting so the activation tap can expose exactly the
 // planned tensors.
 
+import type { ActivationTypeChoice } from './activation-type.js';
 import { OptionError } from '../common/index.js';
 import { GraphIndex, onnxOpset, topologicalOrder, type ModelProto, type NodeProto } from '../onnx/index.js';
 import { PlanBuilder, ruleFor, type PlannedWeight } from './ops/index.js';
@@ -13,6 +14,8 @@ export interface QuantizeOptions {
   perChannel?: boolean;
   /** int8 symmetric activations instead of uint8 asymmetric. */
   symmetricActivations?: boolean;
+  /** Integer type of asymmetric activations; 'auto' (default): int8 on arm64, uint8 elsewhere (activation-type.ts). */
+  activationType?: ActivationTypeChoice;
   /** 7-bit activations and weights (both). */
   reduceRange?: boolean;
   /**

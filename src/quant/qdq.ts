@@ -14,6 +14,7 @@
 //  - MaxPool and shape ops (Flatten, Reshape, …) reuse their input's parameters, so ORT
 //    can drop the DQ→op→Q around them and run them on uint8 directly.
 
+import { resolveActivationType } from './activation-type.js';
 import { create } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 import { OptionError } from '../common/index.js';
@@ -104,8 +105,10 @@ class QdqWriter {
     options: QuantizeOptions,
   ) {
     this.index = new GraphIndex(graph);
-    this.act = { symmetric: options.symmetricActivations ?? false, reduceRange: options.reduceRange ?? false };
-    this.actType = this.act.symmetric ? DataType.INT8 : DataType.UINT8;
+    const symmetric = options.symmetricActivations ?? false;
+    const type = resolveActivationType(options.activationType, symmetric);
+    this.act = { symmetric, reduceRange: options.reduceRange ?? false, type };
+    this.actType = type === 'int8' ? DataType.INT8 : DataType.UINT8;
     this.reducedWeights = resolveWeightRange(options.weightRange, options.reduceRange) === 'reduced';
     this.quantized = new Set(plan.tensors);
   }

@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseModel, type ModelProto } from '../../src/onnx/index.js';
+import { DataType, parseModel, type ModelProto } from '../../src/onnx/index.js';
 import { planQuantization, quantizeModel, tensorsToCalibrate, type Range, type QuantizeOptions } from '../../src/quant/index.js';
 import { ActivationTap, createSession, optimizeBasic, ort } from '../../src/runtime/index.js';
 import { branchyMlp, randomInputs, smallCnn } from '../helpers/models.js';
@@ -71,6 +71,17 @@ describe('QDQ rewrite', () => {
     expect(r.fused).not.toContain('Conv');
     expect(r.fused).not.toContain('Gemm');
     expect(r.sqnrDb).toBeGreaterThan(30);
+  });
+
+  it('int8 asymmetric activations (activationType int8) fuse and keep the resolution of uint8', async () => {
+    const u8 = await quantizeAndRun(smallCnn(), cnnFeeds(), { activationType: 'uint8' });
+    const s8 = await quantizeAndRun(smallCnn(), cnnFeeds(), { activationType: 'int8' });
+    const zeroPointTypes = (m: ModelProto) => new Set(m.graph!.initializer.filter((t) => t.name.endsWith('__zp') && t.dims.length === 0).map((t) => t.dataType));
+    expect([...zeroPointTypes(u8.model)]).toEqual([DataType.UINT8]);
+    expect([...zeroPointTypes(s8.model)]).toEqual([DataType.INT8]);
+    expect(s8.fused.filter((op) => op === 'QLinearConv')).toHaveLength(2);
+    expect(s8.fused).toContain('QGemm');
+    expect(Math.abs(s8.sqnrDb - u8.sqnrDb)).toBeLessThan(1);
   });
 
   it('per-tensor weights and symmetric activations also fuse', async () => {
