@@ -179,7 +179,9 @@ export class CalibrationAgent extends EventEmitter {
       engine = await InferenceEngine.create(model, { threads: config.threads, name: config.modelName, version: active?.version ?? 0, label });
       store.tidy();
       const agent = new CalibrationAgent({ config, state, events, eventLog, profiles, store, worker, engine, method, fp32Sha256, fs, log });
-      events.emit('started', { version: active?.version ?? 0, serving: active ? 'int8' : 'fp32', method, bufferRows: agent.buffer.count() });
+      // What serves now (the data-free bootstrap, say), and separately the method live
+      // samples will be calibrated with: the same two words as the status report.
+      events.emit('started', { version: active?.version ?? 0, serving: active ? 'int8' : 'fp32', method: active?.method ?? 'fp32', liveMethod: method, bufferRows: agent.buffer.count() });
       return agent;
     } catch (err) {
       await worker?.terminate().catch((e: unknown) => log.warn({ err: e }, 'terminating the calibration worker after a failed start failed'));
