@@ -77,7 +77,7 @@ export class CalibrationAgent extends EventEmitter {
   private readonly cron: RecalibrationCron;
   private readonly log: Logger;
   private readonly fp32Sha256: string;
-  private readonly counters: AgentCounters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, errors: 0 };
+  private readonly counters: AgentCounters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, refused: 0, errors: 0 };
   /** Inference count at the last every-N-inferences trigger. */
   private lastEveryNAt = 0;
   private closed = false;
