@@ -34,6 +34,13 @@ function records(lines: string[]): Record<string, any>[] {
   });
 }
 
+/** Every number in a log record, however deep. */
+function numbersIn(v: unknown): number[] {
+  if (typeof v === 'number') return [v];
+  if (v && typeof v === 'object') return Object.values(v).flatMap(numbersIn);
+  return [];
+}
+
 describe('calibd serve: logs', () => {
   it('200 inferences add no per-request info lines; times are ISO; started names the data-free bootstrap', async () => {
     daemon = await startDaemon();
@@ -49,6 +56,10 @@ describe('calibd serve: logs', () => {
     const bytes = daemon.logs.slice(before).reduce((n, l) => n + l.length + 1, 0);
     console.log(`200 inferences: ${info.length} info lines, ${bytes} bytes logged (before: 403 lines, 79197 bytes)`);
     for (const r of records(daemon.logs)) expect(r.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
+    // Figures are rounded for people (buildMs 3.6, not 3.64452300000994).
+    const figures = records(daemon.logs).flatMap((r) => numbersIn(r));
+    expect(figures.filter((x) => Math.round(x * 1e4) / 1e4 !== x)).toEqual([]);
+    expect(logEvents(daemon, 'calibration.accepted')).toHaveLength(1);
     const [started] = logEvents(daemon, 'started');
     expect(started).toMatchObject({ serving: 'int8', version: 1, method: 'datafree', liveMethod: 'percentile' });
   }, 90_000);
