@@ -38,9 +38,15 @@ const BUNDLED_CONFIG = fileURLToPath(new URL('../../config/default.yaml', import
  */
 function brokerOf(o: ConnOpts): { url: string; from: string } {
   if (o.broker) return { url: o.broker, from: '--broker' };
+  const env = process.env.CALIBD_MQTT_URL?.trim();
+  if (env) {
+    if (env === 'embedded') throw new OptionError("CALIBD_MQTT_URL=embedded is the daemon's own broker", { value: env, hint: 'use --broker mqtt://127.0.0.1:1883' });
+    return { url: env, from: 'CALIBD_MQTT_URL' };
+  }
   const file = o.config ?? BUNDLED_CONFIG;
-  const from = process.env.CALIBD_MQTT_URL?.trim() ? 'CALIBD_MQTT_URL' : file;
-  const mqtt = loadConfig({ file }).mqtt;
+  const from = file;
+  // The file's broker alone: the operator's environment names credentials, not a device.
+  const mqtt = loadConfig({ file, env: {} }).mqtt;
   if (!mqtt) throw new OptionError(`no broker: ${from} turns MQTT off`, { value: from, hint: 'use --broker mqtt://host:1883' });
   if (mqtt.url !== 'embedded') return { url: mqtt.url, from };
   if (mqtt.embeddedPort === 0) {
