@@ -3,13 +3,16 @@
 // A client streams real digits through the daemon's HTTP API with a drift schedule:
 // dusk (dim digits) → gradual brightening → a lighter, noisy background. The daemon
 // samples, notices the drift and recalibrates on its own. The demo prints a live table and
-// writes demo/report.html, demo/accuracy.svg and demo/accuracy.png, plotting per window the
-// accuracy of FP32, of the first live INT8 calibration kept static, and of calibd's online
-// INT8, with every accepted or rejected calibration marked.
+// writes report.html, accuracy.svg and accuracy.png into demo/out/ (ignored by git),
+// plotting per window the accuracy of FP32, of calibd's online INT8, and of three static
+// INT8 baselines, with every accepted or rejected calibration marked. The baselines are the
+// honest ones a user could pick instead of calibd: a calibration from clean daytime digits,
+// a data-free one from the known [0, 1] input range, and the first live (dusk) calibration.
 //
-// Options: --requests N (default 4800), --window N (default 160), --keep (keep demo/var).
+// Options: --requests N (default 4800), --window N (default 160), --keep (keep demo/var),
+// --publish (write the committed copies in demo/ instead of demo/out/).
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { createInterface } from 'node:readline';
@@ -17,7 +20,8 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import * as ort from 'onnxruntime-node';
 import { stringify } from 'yaml';
-import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
+import { loadMnistSplit, IMAGE_SIZE, TRAIN_COUNT } from './lib/mnist-data.js';
+import { writeNpy } from '../src/common/index.js';
 import { drift, type DriftSpec } from './lib/drift.js';
 import { spawnDaemon } from './lib/daemon-process.js';
 
@@ -29,9 +33,32 @@ const opt = (name: string, dflt: number) => {
 const TOTAL = opt('requests', 4800);
 const WINDOW = opt('window', 160);
 const repoRoot = join(import.meta.dirname, '..');
-const outDir = join(repoRoot, 'demo');
-const stateDir = join(outDir, 'var');
+// A run must not dirty the working tree: the committed copies change only when asked.
+const outDir = args.includes('--publish') ? join(repoRoot, 'demo') : join(repoRoot, 'demo', 'out');
+const stateDir = join(repoRoot, 'demo', 'var');
+/** Clean daytime digits for the static baseline: the last training digits, which the stream never reaches. */
+const CLEAN_CALIBRATION = 500;
 const modelPath = join(repoRoot, 'models', 'mnist-cnn.onnx');
+
+/** The static INT8 baselines calibd is compared with, in plot order. */
+const BASELINES = [
+  { key: 'clean', label: 'static, clean daytime data', color: '#d33', dash: '6,4' },
+  { key: 'datafree', label: 'static data-free, [0,1] range', color: '#e90', dash: '2,3' },
+  { key: 'dusk', label: 'static, first live (dusk) calibration', color: '#a4a', dash: '8,3,2,3' },
+] as const;
+type BaselineKey = (typeof BASELINES)[number]['key'];
+
+/** The two offline baselines, made with the real CLI as a user would. */
+function offlineBaselines(train: { images: Float32Array }): Record<'clean' | 'datafree', string> {
+  const calibd = (...a: string[]) => execFileSync(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), ...a], { stdio: ['ignore', 'ignore', 'inherit'] });
+  const data = join(stateDir, 'clean-daytime.npy');
+  writeNpy(data, train.images.slice((TRAIN_COUNT - CLEAN_CALIBRATION) * IMAGE_SIZE), [CLEAN_CALIBRATION, 1, 28, 28]);
+  const clean = join(stateDir, 'static-clean.onnx');
+  const datafree = join(stateDir, 'static-datafree.onnx');
+  calibd('calibrate', '--model', modelPath, '--data', data, '--method', 'percentile', '--out', clean);
+  calibd('calibrate', '--model', modelPath, '--method', 'datafree', '--input-range', '0,1', '--out', datafree);
+  return { clean, datafree };
+}
 
 /** The scene at request i: a fraction t of the run. */
 function scene(t: number): DriftSpec & { phase: string } {
@@ -48,7 +75,8 @@ interface Window {
   phase: string;
   online: number;
   fp32: number;
-  staticInt8: number;
+  /** Accuracy of each static baseline (BASELINES order). */
+  statics: number[];
   version: number;
   latencyMs: number;
 }
@@ -160,7 +188,7 @@ async function main() {
         if (fp[j] === labels[from + j]) okFp++;
       }
       const lat = latency.slice(-WINDOW).sort((a, b) => a - b);
-      const win: Window = { index: w, phase: phases[from], online: okOnline / WINDOW, fp32: okFp / WINDOW, staticInt8: NaN, version: versionAt[i], latencyMs: lat[Math.floor(lat.length / 2)] };
+      const win: Window = { index: w, phase: phases[from], online: okOnline / WINDOW, fp32: okFp / WINDOW, statics: BASELINES.map(() => NaN), version: versionAt[i], latencyMs: lat[Math.floor(lat.length / 2)] };
       windows.push(win);
       const heard = fleetEvents.splice(0).join(', ');
       console.log(`${String(w).padStart(6)}  ${win.phase.padEnd(14)}  ${String(i + 1).padStart(8)}  ${pct(win.fp32)}  ${pct(win.online)}       v${String(win.version).padEnd(6)} ${win.latencyMs.toFixed(2).padStart(6)}  ${heard}`);
@@ -182,14 +210,18 @@ async function main() {
   const rows = db.prepare("SELECT version, model_path, method, created_at FROM profiles WHERE method != 'datafree' AND model_path IS NOT NULL ORDER BY version").all() as { version: number; model_path: string }[];
   db.close();
   const firstLive = rows[0];
-  if (firstLive) {
-    const s = await ort.InferenceSession.create(firstLive.model_path);
+  const staticModels: Partial<Record<BaselineKey, string>> = { ...offlineBaselines(train), ...(firstLive ? { dusk: firstLive.model_path } : {}) };
+  for (const [b, { key }] of BASELINES.entries()) {
+    const path = staticModels[key];
+    if (!path) continue;
+    const s = await ort.InferenceSession.create(path);
     for (const w of windows) {
       const p = await predict(s, inputs.subarray(w.index * WINDOW * IMAGE_SIZE), WINDOW);
       let ok = 0;
       for (let j = 0; j < WINDOW; j++) if (p[j] === labels[w.index * WINDOW + j]) ok++;
-      w.staticInt8 = ok / WINDOW;
+      w.statics[b] = ok / WINDOW;
     }
+    await s.release();
   }
   // Where each calibration happened, in requests: the first response after it was recorded.
   const marks = history
@@ -211,7 +243,7 @@ async function main() {
     console.warn(`no PNG (${(err as Error).message}); the SVG is written`);
   }
   writeFileSync(join(outDir, 'report.html'), report(svg, summary, history, windows));
-  console.log(`\n${summary.text}\nwrote demo/report.html, demo/accuracy.svg, demo/accuracy.png`);
+  console.log(`\n${summary.text}\nwrote report.html, accuracy.svg, accuracy.png in ${outDir}`);
   if (!args.includes('--keep')) rmSync(stateDir, { recursive: true, force: true });
 }
 
@@ -227,18 +259,20 @@ function pct(x: number): string {
   return `${(100 * x).toFixed(1).padStart(5)}%`;
 }
 
+/** Mean accuracy per curve over the whole run and over the last phase, said in one paragraph. */
 function summarise(windows: Window[], total: number, seconds: number) {
-  const lastPhase = windows.filter((w) => w.phase === 'new background');
-  const mean = (f: (w: Window) => number) => lastPhase.reduce((a, w) => a + f(w), 0) / Math.max(1, lastPhase.length);
-  const r = { fp32: mean((w) => w.fp32), online: mean((w) => w.online), staticInt8: mean((w) => w.staticInt8) };
+  const mean = (ws: Window[], f: (w: Window) => number) => ws.reduce((a, w) => a + f(w), 0) / Math.max(1, ws.length);
+  const last = windows.filter((w) => w.phase === 'new background');
+  const both = (f: (w: Window) => number) => `${pct(mean(windows, f)).trim()} overall, ${pct(mean(last, f)).trim()} in the last phase`;
   const text =
-    `${total} requests in ${seconds.toFixed(0)} s. Last phase (new background): FP32 ${pct(r.fp32)}, ` +
-    `calibd online INT8 ${pct(r.online)}, first calibration kept static ${pct(r.staticInt8)}.`;
-  return { ...r, text };
+    `${total} requests in ${seconds.toFixed(0)} s. FP32 ${both((w) => w.fp32)}; calibd online INT8 ${both((w) => w.online)}; ` +
+    BASELINES.map((b, i) => `${b.label} ${both((w) => w.statics[i])}`).join('; ') +
+    '.';
+  return { text };
 }
 
 function plot(windows: Window[], marks: (Calibration & { at: number })[], staticVersion?: number): string {
-  const W = 900, H = 420, L = 60, R = 20, T = 40, B = 60;
+  const W = 900, H = 440, L = 60, R = 20, T = 40, B = 70;
   const n = windows.length;
   const x = (i: number) => L + ((W - L - R) * (i + 0.5)) / n;
   const lo = 0.5;
@@ -270,21 +304,24 @@ function plot(windows: Window[], marks: (Calibration & { at: number })[], static
     })
     .join('');
   const rejected = marks.filter((m) => m.state === 'rejected').length;
-  const legend = [
+  const entries: [string, string, string][] = [
     ['#333', 'FP32', ''],
-    ['#d33', `first INT8 calibration kept static${staticVersion ? ` (v${staticVersion})` : ''}`, '6,4'],
     ['#17c', 'calibd online INT8', ''],
-  ]
+    ...BASELINES.map((b): [string, string, string] => [b.color, b.key === 'dusk' && staticVersion ? `${b.label} (v${staticVersion})` : b.label, b.dash]),
+  ];
+  // Two rows of legend under the plot.
+  const legend = entries
     .map(([c, label, dash], k) => {
-      const lx = L + [10, 110, 470][k];
-      return `<line x1="${lx}" x2="${lx + 30}" y1="${H - 18}" y2="${H - 18}" stroke="${c}" stroke-width="3" ${dash ? `stroke-dasharray="${dash}"` : ''}/><text x="${lx + 36}" y="${H - 14}" font-size="13">${label}</text>`;
+      const lx = L + 10 + (k % 3) * 280;
+      const ly = H - 30 + Math.floor(k / 3) * 18;
+      return `<line x1="${lx}" x2="${lx + 30}" y1="${ly}" y2="${ly}" stroke="${c}" stroke-width="3" ${dash ? `stroke-dasharray="${dash}"` : ''}/><text x="${lx + 36}" y="${ly + 4}" font-size="12">${label}</text>`;
     })
     .join('');
   return `<svg xmlns="http://www.w3.org/2000/svg" width="${W}" height="${H}" viewBox="0 0 ${W} ${H}" font-family="DejaVu Sans, sans-serif">
 <rect width="${W}" height="${H}" fill="white"/>${phaseBands.join('')}${grid}
 <text x="${L}" y="18" font-size="13" font-weight="bold">MNIST CNN accuracy per window of ${WINDOW} requests (green: accepted calibrations, red ×: ${rejected} rejected)</text>
-${markers}${line((w) => w.fp32, '#333')}${line((w) => w.staticInt8, '#d33', '6,4')}${line((w) => w.online, '#17c')}
-<text x="${(W + L) / 2}" y="${H - B + 22}" text-anchor="middle" font-size="12">requests →</text>${legend}
+${markers}${line((w) => w.fp32, '#333')}${BASELINES.map((b, i) => line((w) => w.statics[i], b.color, b.dash)).join('')}${line((w) => w.online, '#17c')}
+<text x="${(W + L) / 2}" y="${H - B + 18}" text-anchor="middle" font-size="12">requests →</text>${legend}
 </svg>`;
 }
 
@@ -293,12 +330,12 @@ function report(svg: string, summary: { text: string }, history: Calibration[], 
   const rows = history
     .map((h) => `<tr><td>v${h.version}</td><td>${h.state}</td><td>${h.method}</td><td>${esc(String(h.figures?.trigger ?? ''))}</td><td>${h.figures?.agreement ?? ''}</td><td>${h.figures?.activeAgreement ?? ''}</td><td>${esc(String(h.figures?.reason ?? ''))}</td></tr>`)
     .join('\n');
-  const wrows = windows.map((w) => `<tr><td>${w.index}</td><td>${w.phase}</td><td>${pct(w.fp32)}</td><td>${pct(w.staticInt8)}</td><td>${pct(w.online)}</td><td>v${w.version}</td><td>${w.latencyMs.toFixed(2)}</td></tr>`).join('\n');
+  const wrows = windows.map((w) => `<tr><td>${w.index}</td><td>${w.phase}</td><td>${pct(w.fp32)}</td>${w.statics.map((s) => `<td>${pct(s)}</td>`).join('')}<td>${pct(w.online)}</td><td>v${w.version}</td><td>${w.latencyMs.toFixed(2)}</td></tr>`).join('\n');
   return `<!doctype html><html><head><meta charset="utf-8"><title>calibd demo</title>
 <style>body{font-family:sans-serif;max-width:980px;margin:2em auto}table{border-collapse:collapse;font-size:13px}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}</style></head><body>
 <h1>calibd under drift</h1><p>${esc(summary.text)}</p>${svg}
 <h2>Calibrations</h2><table><tr><th>version</th><th>state</th><th>method</th><th>trigger</th><th>agreement %</th><th>active agreement %</th><th>gate</th></tr>${rows}</table>
-<h2>Windows</h2><table><tr><th>#</th><th>phase</th><th>FP32</th><th>static INT8</th><th>calibd INT8</th><th>version</th><th>p50 ms</th></tr>${wrows}</table>
+<h2>Windows</h2><table><tr><th>#</th><th>phase</th><th>FP32</th>${BASELINES.map((b) => `<th>${b.label}</th>`).join('')}<th>calibd INT8</th><th>version</th><th>p50 ms</th></tr>${wrows}</table>
 </body></html>`;
 }
 

@@ -77,7 +77,7 @@ export class CalibrationAgent extends EventEmitter {
   private readonly cron: RecalibrationCron;
   private readonly log: Logger;
   private readonly fp32Sha256: string;
-  private readonly counters: AgentCounters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, errors: 0 };
+  private readonly counters: AgentCounters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, refused: 0, errors: 0 };
   /** Inference count at the last every-N-inferences trigger. */
   private lastEveryNAt = 0;
   private closed = false;
@@ -180,7 +180,9 @@ export class CalibrationAgent extends EventEmitter {
       engine = await InferenceEngine.create(model, { threads: config.threads, name: config.modelName, version: active?.version ?? 0, label });
       store.tidy();
       const agent = new CalibrationAgent({ config, state, events, eventLog, profiles, store, worker, engine, method, fp32Sha256, fs, log });
-      events.emit('started', { version: active?.version ?? 0, serving: active ? 'int8' : 'fp32', method, bufferRows: agent.buffer.count() });
+      // What serves now (the data-free bootstrap, say), and separately the method live
+      // samples will be calibrated with: the same two words as the status report.
+      events.emit('started', { version: active?.version ?? 0, serving: active ? 'int8' : 'fp32', method: active?.method ?? 'fp32', liveMethod: method, bufferRows: agent.buffer.count() });
       return agent;
     } catch (err) {
       await worker?.terminate().catch((e: unknown) => log.warn({ err: e }, 'terminating the calibration worker after a failed start failed'));

@@ -2,7 +2,7 @@
 // least as good against FP32 on the held-out samples, judged on the model's task metric
 // (top-1 agreement for a classifier, mask IoU for a detector's map, …). Pure decision.
 
-import { formatMetric, parseMetric, type Figures as OutputFigures, type TaskMetric } from '../calibration/index.js';
+import { formatDb, formatMetric, parseMetric, type Figures as OutputFigures, type TaskMetric } from '../calibration/index.js';
 
 /**
  * calibration's Figures on the held-out samples, with how many there were and the task
@@ -43,7 +43,7 @@ export function gate(candidate: Figures, current: Figures | null, margin = 0, fl
   if (c > a) return { accept: true, reason: `${name} ${show(c)} beats ${show(a)}` };
   if (metric.kind === 'sqnr') return { accept: true, reason: `${name} ${show(c)} within ${margin} dB of ${show(a)} active` };
   if (candidate.sqnrDb >= current.sqnrDb) {
-    return { accept: true, reason: `${name} ${show(c)} (active ${show(a)}), SQNR ${candidate.sqnrDb.toFixed(1)} ≥ ${current.sqnrDb.toFixed(1)} dB` };
+    return { accept: true, reason: `${name} ${show(c)} (active ${show(a)}), SQNR ${formatDb(candidate.sqnrDb)} ≥ ${formatDb(current.sqnrDb)}` };
   }
-  return { accept: false, reason: `SQNR ${candidate.sqnrDb.toFixed(1)} < ${current.sqnrDb.toFixed(1)} dB active at equal ${name}` };
+  return { accept: false, reason: `SQNR ${formatDb(candidate.sqnrDb)} < ${formatDb(current.sqnrDb)} active at equal ${name}` };
 }

@@ -30,5 +30,6 @@ export function agentMetrics(agent: CalibrationAgent): Registry {
   counter('calibd_calibrations_accepted_total', 'Candidates the gate accepted since start', 'accepted');
   counter('calibd_calibrations_rejected_total', 'Candidates the gate rejected since start', 'rejected');
   counter('calibd_calibrations_unchanged_total', 'Candidates identical to the active calibration (no new version) since start', 'unchanged');
+  counter('calibd_calibrations_refused_total', 'Recalibrations refused as the caller\'s to fix (e.g. no samples yet) since start', 'refused');
   return registry;
 }

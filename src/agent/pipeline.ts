@@ -9,7 +9,7 @@
 
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { CalibdError, OptionError, errorMessage, writeFileAtomic, type FsOps } from '../common/index.js';
+import { CalibdError, OptionError, errorMessage, isRefusal, writeFileAtomic, type FsOps } from '../common/index.js';
 import { hardwareKey, METRIC_BOUNDS, parseMetric, type SelectionResult } from '../calibration/index.js';
 import type { CalibdConfig } from '../config/index.js';
 import { RANGE_METHODS, isRangeMethod, type RangeMethod } from '../calibration/methods.js';
@@ -45,6 +45,9 @@ export interface AgentCounters {
   rejected: number;
   unchanged: number;
   rollbacks: number;
+  /** Recalibrations refused as the caller's to fix (no samples yet, an unknown method …). */
+  refused: number;
+  /** Recalibrations and rollbacks that failed on calibd's side (disk, worker, model). */
   errors: number;
 }
 
@@ -238,7 +241,8 @@ export class RecalibrationPipeline {
       store.prune();
       return { version: t.version, state: 'accepted', figures, reason: decision.reason };
     } catch (err) {
-      counters.errors++;
+      if (isRefusal(err)) counters.refused++;
+      else counters.errors++;
       events.emit('calibration.failed', { trigger, message: errorMessage(err), code: errorCode(err), serving: store.active?.version ?? 0 });
       throw err;
     } finally {

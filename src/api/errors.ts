@@ -24,3 +24,14 @@ export class InsecureBindError extends OptionError {
     });
   }
 }
+
+/** The configured HTTP port is taken by another process. */
+export class PortInUseError extends OptionError {
+  constructor(host: string, port: number, cause?: unknown) {
+    super(`http.port ${port} on ${host} is already in use`, {
+      value: port,
+      cause,
+      hint: 'stop the process using it, or set http.port (or CALIBD_HTTP_PORT) to a free port; 0 picks one',
+    });
+  }
+}

@@ -4,14 +4,14 @@
 
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { STATUS_CODES } from 'node:http';
-import { isIP } from 'node:net';
+import { createServer, isIP } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
-import Fastify, { type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyError, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { CalibdError, calibdVersion, httpStatusOf } from '../common/index.js';
 import { printable } from '../common/errors.js';
 import { RequestError, type InferOutput, type TensorMeta } from '../runtime/index.js';
 import { runCommand, type CommandName } from '../agent/commands.js';
-import { HttpError, InsecureBindError } from './errors.js';
+import { HttpError, InsecureBindError, PortInUseError } from './errors.js';
 import { createApiMetrics, type ApiMetrics } from './metrics.js';
 import { RawBody, readBody } from './body.js';
 import { readJson } from './json-reader.js';
@@ -38,6 +38,20 @@ export function assertSafeBind(host: string, token: string | undefined): void {
   if (!token && !isLoopback(host)) throw new InsecureBindError(host);
 }
 
+/**
+ * Refuses a port another process holds. The daemon calls it before any work, so a taken
+ * port costs no calibration and writes no `started` event; listen() refuses the same way
+ * should the port be taken in between.
+ */
+export async function assertPortFree(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = createServer();
+  await new Promise<void>((resolve, reject) => {
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(err.code === 'EADDRINUSE' ? new PortInUseError(host, port, err) : err));
+    probe.listen({ host, port, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
 export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   assertSafeBind(opts.host, opts.token);
   const { engine, modelName } = deps;
@@ -50,6 +64,9 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
     http: { requestTimeout: opts.requestTimeoutMs, connectionsCheckingInterval: timeoutCheckInterval(opts.requestTimeoutMs) },
     clientErrorHandler: answerClientError(metrics, opts.requestTimeoutMs),
     ...(opts.logger ? { loggerInstance: opts.logger } : { logger: false }),
+    // Fastify's own two info lines per request would flood a device's journal (2,500
+    // inferences made 5,047 lines); one debug line per request is written below instead.
+    logController: new LogController({ disableRequestLogging: true }),
   });
   app.server.maxConnections = opts.maxConnections;
   // The KServe id of each request, kept so error bodies can echo it too.
@@ -87,6 +104,7 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   });
   app.addHook('onResponse', async (req, reply) => {
     metrics.requests.inc({ route: req.routeOptions.url ?? 'unmatched', method: req.method, status: String(reply.statusCode) });
+    req.log.debug({ method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 10) / 10 }, 'request');
   });
 
   const checkModel = (params: { name: string; version?: string }) => {
@@ -166,7 +184,11 @@ export function createApiServer(deps: ApiDeps, opts: ApiOptions): ApiServer {
   return {
     app,
     async listen() {
-      await app.listen({ host: opts.host, port: opts.port });
+      try {
+        await app.listen({ host: opts.host, port: opts.port });
+      } catch (err) {
+        throw (err as NodeJS.ErrnoException).code === 'EADDRINUSE' ? new PortInUseError(opts.host, opts.port, err) : err;
+      }
       const address = app.server.address();
       return { port: typeof address === 'object' && address ? address.port : opts.port };
     },

@@ -24,7 +24,7 @@ export {
 } from './selection-policy.js';
 export { analyseLayers, type LayerReport, type LayerAnalysisOptions } from './layers.js';
 export {
-  parseMetric, inferMetric, formatMetric, MetricAccumulator, OutputScore, SqnrAccumulator, argmaxRows, METRIC_KINDS, METRIC_BOUNDS,
+  parseMetric, inferMetric, formatMetric, formatDb, MetricAccumulator, OutputScore, SqnrAccumulator, argmaxRows, METRIC_KINDS, METRIC_BOUNDS,
   type TaskMetric, type MetricKind, type MetricBounds, type Figures,
 } from './metrics.js';
 export { ChannelMeanObserver } from './channel-means.js';

@@ -181,9 +181,17 @@ export class OutputScore {
   }
 }
 
+/**
+ * An SQNR as people read it, the one spelling everywhere: one decimal and dB, and `exact`
+ * for identical outputs (no noise: an infinite ratio that would print as "Infinity dB").
+ */
+export function formatDb(db: number): string {
+  return Number.isFinite(db) ? `${db.toFixed(1)} dB` : db > 0 ? 'exact' : '-inf dB';
+}
+
 /** A metric value as people read it: a percentage, or dB. */
 export function formatMetric(metric: TaskMetric, value: number): string {
-  if (metric.kind === 'sqnr') return Number.isFinite(value) ? `${value.toFixed(1)} dB` : value > 0 ? 'exact' : '-inf dB';
+  if (metric.kind === 'sqnr') return formatDb(value);
   if (metric.kind === 'mask-iou') return value.toFixed(4);
   return `${(100 * value).toFixed(2)}%`;
 }

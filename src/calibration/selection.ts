@@ -17,7 +17,7 @@ import {
 import { attributeKernelTimes, createSession, interleaved, isActivationHop, ort, profileModel } from '../runtime/index.js';
 import { compareModels } from './evaluate.js';
 import { toFeeds, type Batch, type SampleSource } from './samples.js';
-import { formatMetric, inferMetric, METRIC_BOUNDS, OutputScore, parseMetric, type Figures, type TaskMetric } from './metrics.js';
+import { formatDb, formatMetric, inferMetric, METRIC_BOUNDS, OutputScore, parseMetric, type Figures, type TaskMetric } from './metrics.js';
 import { greedySelection, type SelectionEvidence, type SelectionStep, type Timing, type VariantMeasure } from './selection-policy.js';
 
 export type { SelectionStep } from './selection-policy.js';
@@ -296,7 +296,7 @@ async function kernelTimes(prepared: ModelProto, full: ModelProto, fullPlan: Qua
 }
 
 function line(metric: TaskMetric, acc: Figures): string {
-  return `${metric.name} ${formatMetric(metric, acc.value)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${acc.sqnrDb.toFixed(1)} dB`;
+  return `${metric.name} ${formatMetric(metric, acc.value)}, agreement ${(100 * acc.agreement).toFixed(2)}%, SQNR ${formatDb(acc.sqnrDb)}`;
 }
 
 /** What selectInt8Nodes works on: the prepared graph, its full plan and the measuring tools. */

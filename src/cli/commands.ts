@@ -111,6 +111,8 @@ async function calibrateAuto(model: ModelProto, source: SampleSource | null, opt
     throw new OptionError('--auto needs at least 16 samples in --data', { value: source?.count ?? 0, hint: 'a fifth of them (8 to 200) is held out to validate the selection' });
   }
   const holdout = Math.min(200, Math.max(8, Math.floor(source.count / 5)));
+  // Said up front: otherwise 500 samples given and 400 in the profile look like a loss.
+  process.stderr.write(`auto: calibrating on ${source.count - holdout} of ${source.count} samples; ${holdout} held out to validate the selection\n`);
   const calibrator = await Calibrator.create(model, options);
   try {
     const calibration = sliceSource(source, 0, source.count - holdout);

@@ -1,9 +1,13 @@
 // `calibd fleet …`: the operator's view of a fleet over MQTT. Each subcommand connects,
 // does one thing, waits for answers up to --timeout and prints a table (or JSON with
-// --json). Broker and credentials come from flags or CALIBD_MQTT_URL, CALIBD_MQTT_USERNAME,
-// CALIBD_MQTT_PASSWORD (or --password-file), CALIBD_MQTT_SIGNING_KEY_FILE.
+// --json). The broker comes from --broker, else CALIBD_MQTT_URL, else the mqtt section of
+// --config (default: the bundled config/default.yaml, whose embedded broker listens on
+// 127.0.0.1:1883); credentials from flags or CALIBD_MQTT_USERNAME, CALIBD_MQTT_PASSWORD
+// (or --password-file), CALIBD_MQTT_SIGNING_KEY_FILE.
 
+import { fileURLToPath } from 'node:url';
 import { Command, Option } from 'commander';
+import { loadConfig } from '../config/index.js';
 import { RANGE_METHODS } from '../calibration/methods.js';
 import { nonNegativeInt } from './args.js';
 import { OptionError } from '../common/errors.js';
@@ -11,6 +15,7 @@ import { FleetClient, readSigningKey, readTlsFiles, resolvePassword, type Device
 
 interface ConnOpts {
   broker?: string;
+  config?: string;
   username?: string;
   passwordFile?: string;
   ca?: string;
@@ -23,10 +28,37 @@ interface ConnOpts {
   json?: boolean;
 }
 
+/** The config a device runs with when none is given: the one `npm start` serves. */
+const BUNDLED_CONFIG = fileURLToPath(new URL('../../config/default.yaml', import.meta.url));
+
+/**
+ * The broker a command talks to, and where that came from. Without --broker it is the one
+ * the device's config names (the environment included), so an operator on the device needs
+ * no flag; the embedded broker is reached on loopback at its configured port.
+ */
+function brokerOf(o: ConnOpts): { url: string; from: string } {
+  if (o.broker) return { url: o.broker, from: '--broker' };
+  const env = process.env.CALIBD_MQTT_URL?.trim();
+  if (env) {
+    if (env === 'embedded') throw new OptionError("CALIBD_MQTT_URL=embedded is the daemon's own broker", { value: env, hint: 'use --broker mqtt://127.0.0.1:1883' });
+    return { url: env, from: 'CALIBD_MQTT_URL' };
+  }
+  const file = o.config ?? BUNDLED_CONFIG;
+  const from = file;
+  // The file's broker alone: the operator's environment names credentials, not a device.
+  const mqtt = loadConfig({ file, env: {} }).mqtt;
+  if (!mqtt) throw new OptionError(`no broker: ${from} turns MQTT off`, { value: from, hint: 'use --broker mqtt://host:1883' });
+  if (mqtt.url !== 'embedded') return { url: mqtt.url, from };
+  if (mqtt.embeddedPort === 0) {
+    throw new OptionError(`no broker: the embedded broker of ${from} listens on any free port (mqtt.embeddedPort: 0)`, { value: 0, hint: 'use --broker mqtt://127.0.0.1:PORT' });
+  }
+  return { url: `mqtt://127.0.0.1:${mqtt.embeddedPort}`, from };
+}
+
 function connection(o: ConnOpts): Promise<FleetClient> {
-  const url = o.broker ?? process.env.CALIBD_MQTT_URL;
-  if (!url) throw new OptionError('no broker given', { hint: 'use --broker mqtt://host:1883 or set CALIBD_MQTT_URL' });
-  if (url === 'embedded') throw new OptionError("'embedded' is the daemon's own broker", { hint: 'use --broker mqtt://127.0.0.1:1883' });
+  const { url, from } = brokerOf(o);
+  // Said on stderr, so --json output stays one document.
+  if (from !== '--broker') process.stderr.write(`calibd fleet: broker ${url} (from ${from})\n`);
   const keyFile = o.signingKeyFile ?? process.env.CALIBD_MQTT_SIGNING_KEY_FILE;
   return FleetClient.connect({
     url,
@@ -41,7 +73,8 @@ function connection(o: ConnOpts): Promise<FleetClient> {
 
 function withConnection(cmd: Command, timeoutMs: number): Command {
   return cmd
-    .option('--broker <url>', 'broker URL (default $CALIBD_MQTT_URL)')
+    .option('--broker <url>', 'broker URL (default: $CALIBD_MQTT_URL, else the mqtt section of --config)')
+    .option('--config <file>', "the device config whose broker to use without --broker (default: calibd's config/default.yaml)")
     .option('--username <name>', 'broker user (default $CALIBD_MQTT_USERNAME)')
     .option('--password-file <file>', 'file holding the broker password (default $CALIBD_MQTT_PASSWORD)')
     .option('--ca <file>', 'CA certificate (mqtts://)')
@@ -68,7 +101,13 @@ function cell(v: unknown): string {
 }
 
 function replyRows(replies: DeviceReply[], summarise: (data: any) => string): Record<string, unknown>[] {
-  return replies.map((r) => ({ device: r.device, status: r.status, result: r.status === 'ok' ? summarise(r.data) : r.error, ms: r.ms }));
+  return replies.map((r) => ({ device: r.device, status: r.status, result: r.status === 'ok' ? summarise(r.data) : failureLine(r), ms: r.ms }));
+}
+
+/** A device's error as the CLI prints every error: the message, then what to do. */
+function failureLine(r: DeviceReply): string {
+  const hint = (r.data as { hint?: unknown } | null)?.hint;
+  return typeof hint === 'string' && hint ? `${r.error}: ${hint}` : (r.error ?? 'error');
 }
 
 /** Prints replies; exit code 1 when a device answered with an error or did not answer. */

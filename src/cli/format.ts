@@ -1,6 +1,6 @@
 // Plain-text tables for the terminal.
 
-import { formatMetric, parseMetric, type Comparison, type LayerReport, type SelectionResult } from '../calibration/index.js';
+import { formatDb, formatMetric, parseMetric, type Comparison, type LayerReport, type SelectionResult } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 
 export function table(header: string[], rows: (string | number)[][]): string {
@@ -11,7 +11,8 @@ export function table(header: string[], rows: (string | number)[][]): string {
 }
 
 const pct = (x: number) => `${(100 * x).toFixed(2)}%`;
-const db = (x: number | null) => (x === null ? 'exact' : Number.isFinite(x) ? `${x.toFixed(1)} dB` : x > 0 ? 'exact' : '-inf'); // JSON keeps Infinity as null
+// JSON keeps Infinity as null, so a null SQNR read back from a profile is an exact one.
+const db = (x: number | null) => (x === null ? 'exact' : formatDb(x));
 
 export function formatEval(r: Comparison): string {
   let s = `samples:          ${r.samples}\n`;

@@ -2,20 +2,14 @@
 // and the HTTP API, tells systemd it is ready, and shuts down cleanly on SIGTERM/SIGINT:
 // stop accepting, finish in-flight requests, flush the buffer, close.
 
-import { pino } from 'pino';
 import { CalibrationAgent, agentMetrics } from '../agent/index.js';
-import { assertSafeBind, createApiServer, type ApiServer } from '../api/index.js';
-import { REDACTED, SECRET_KEYS, loadConfig } from '../config/index.js';
+import { assertPortFree, assertSafeBind, createApiServer, type ApiServer } from '../api/index.js';
+import { loadConfig } from '../config/index.js';
 import { FleetMember, LatencyRecorder, fleetOptionsFromConfig } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
 import { readModel } from '../onnx/index.js';
 import { refuseQuantized } from './quantized.js';
-
-/**
- * Log fields pino hides wherever they appear (defence in depth: no code logs them): every
- * config secret by its own path and under a logged config, and credentials by name.
- */
-const LOG_SECRETS = [...SECRET_KEYS, ...SECRET_KEYS.map((k) => `config.${k}`), 'token', 'password', 'authorization', '*.token', '*.password', '*.authorization'];
+import { createDaemonLogger } from './log.js';
 
 export async function serveCommand(o: { config?: string }): Promise<void> {
   const config = loadConfig({ file: o.config });
@@ -24,7 +18,8 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
   assertSafeBind(config.http.host, config.http.token);
   // The daemon calibrates its model itself: an INT8 one would be quantized a second time.
   refuseQuantized(readModel(config.model), config.model, 'as model: (or CALIBD_MODEL); the daemon makes and serves its INT8 calibrations itself');
-  const logger = pino({ level: config.log.level, base: { deviceId: config.deviceId }, redact: { paths: LOG_SECRETS, censor: REDACTED } });
+  await assertPortFree(config.http.host, config.http.port);
+  const logger = createDaemonLogger(config);
   const agent = await CalibrationAgent.start(config, logger);
   // Engine latency per request, for the fleet's metrics topic (fed by the API's hook).
   const latency = new LatencyRecorder();

@@ -67,6 +67,15 @@ export function httpStatusOf(code: ErrorCode): number {
   return ERROR_CATALOGUE[code].status;
 }
 
+/**
+ * A refusal: a typed error whose code is the caller's to fix (a 4xx code, such as
+ * no-samples before any traffic). It is an answer, not a failure of calibd, and is counted
+ * apart from errors.
+ */
+export function isRefusal(err: unknown): boolean {
+  return err instanceof CalibdError && httpStatusOf(err.code) < 500;
+}
+
 export class CalibdError extends Error {
   /** Machine-readable kind, stable across releases (used in API and MQTT error payloads). */
   readonly code: ErrorCode;

@@ -1,4 +1,4 @@
-export { CalibdError, ModelError, DataError, OptionError, StateError, ERROR_CATALOGUE, errorMessage, httpStatusOf, isErrorCode, type ErrorCode } from './errors.js';
+export { CalibdError, ModelError, DataError, OptionError, StateError, ERROR_CATALOGUE, errorMessage, httpStatusOf, isErrorCode, isRefusal, type ErrorCode } from './errors.js';
 export { writeFileAtomic, realFs, type FsOps } from './atomic-file.js';
 export { calibdVersion } from './version.js';
 export {

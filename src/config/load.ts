@@ -64,6 +64,7 @@ const PATH_KEYS: readonly string[][] = [
 export function loadConfig(opts: LoadConfigOptions = {}): CalibdConfig {
   const source = opts.file !== undefined ? readConfigFile(opts.file) : undefined;
   const merged: Record<string, unknown> = source ? structuredClone(source.data) : {};
+  turnMqttOff(merged);
   const fromEnv = applyEnv(merged, opts.env ?? process.env);
   if (opts.overrides) deepMerge(merged, opts.overrides as Record<string, unknown>);
 
@@ -205,6 +206,16 @@ function locate(source: ConfigSource, path: PropertyKey[], unknownKey?: string):
 
 // ---------------------------------------------------------------------------------------
 // Environment and merging
+
+/**
+ * `mqtt: off` or `mqtt: { url: off }` in a file means what CALIBD_MQTT_URL=off means, as the
+ * README says: no MQTT. The environment may still turn it on again.
+ */
+function turnMqttOff(target: Record<string, unknown>): void {
+  const m = target.mqtt;
+  const isOff = (v: unknown) => typeof v === 'string' && v.trim().toLowerCase() === 'off';
+  if (isOff(m) || (isPlainObject(m) && isOff(m.url))) target.mqtt = null;
+}
 
 function applyEnv(target: Record<string, unknown>, env: Record<string, string | undefined>): Map<string, string> {
   const applied = new Map<string, string>();

@@ -116,6 +116,14 @@ describe('files', () => {
     expect(loadConfig({ file: file('.yaml', 'mqtt: null\n') }).mqtt).toBeNull();
   });
 
+  it("mqtt.url: off in a file turns MQTT off, as CALIBD_MQTT_URL=off does", () => {
+    expect(loadConfig({ file: file('.yaml', 'mqtt:\n  url: off\n  baseTopic: x\n') }).mqtt).toBeNull();
+    expect(loadConfig({ file: file('.yaml', 'mqtt: OFF\n') }).mqtt).toBeNull();
+    expect(loadConfig({ file: file('.json', '{"mqtt": {"url": "off"}}') }).mqtt).toBeNull();
+    // The environment still has the last word.
+    expect(loadConfig({ file: file('.yaml', 'mqtt:\n  url: off\n'), env: { CALIBD_MQTT_URL: 'mqtt://b:1883' } }).mqtt?.url).toBe('mqtt://b:1883');
+  });
+
   it('a missing file names the file', () => {
     const e = configError(() => loadConfig({ file: join(dir, 'nope.yaml') }));
     expect(e.message).toContain('nope.yaml');
