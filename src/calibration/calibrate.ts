@@ -128,7 +128,9 @@ export class Calibrator {
     readonly source: ModelProto,
     readonly prepared: ModelProto,
     readonly plan: QuantizationPlan,
-    readonly tap: ActivationTap,
+    private tap: ActivationTap,
+    /** The model taps are built on: the prepared graph with any channel-mean outputs. */
+    private readonly tapBase: ModelProto,
     readonly options: CalibrateOptions,
     private readonly sourceSha: string,
     private readonly measured: string[],
@@ -186,14 +188,15 @@ export class Calibrator {
     const corrected = options.method !== 'datafree' && options.biasCorrection === 'analytical' ? biasCorrectedInputs(prepared, plan) : new Map<string, number>();
     const meanInputs = [...corrected.keys()];
     const thinnable = !extremesOnly && options.thinHistograms !== false ? rank4Tensors(prepared, measured) : [];
-    const base = extremesOnly ? withExtremes(prepared, measured) : withThinnedTaps(prepared, thinnable);
     const tapped = [
       ...(extremesOnly ? EXTREMES : [...measured, ...thinnable.flatMap(thinnedOutputs)]),
       ...meanInputs.map(channelMeanOutput),
     ];
-    const tap = await ActivationTap.create(corrected.size ? withChannelMeans(base, corrected) : base, tapped, { threads: options.threads ?? 1 });
+    const tapBase = corrected.size ? withChannelMeans(prepared, corrected) : prepared;
+    const tapModel = extremesOnly ? withExtremes(tapBase, measured) : withThinnedTaps(tapBase, thinnable);
+    const tap = await ActivationTap.create(tapModel, tapped, { threads: options.threads ?? 1 });
     const bnMeans = options.biasCorrection === 'datafree' ? dataFreeMeans(fp32, prepared, plan, equalized.tensors) : new Map<string, Float64Array>();
-    return new Calibrator(fp32, prepared, plan, tap, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized, bnMeans, thinnable);
+    return new Calibrator(fp32, prepared, plan, tap, tapBase, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized, bnMeans, thinnable);
   }
 
   /** Tensors whose ranges are measured. */
@@ -243,7 +246,10 @@ export class Calibrator {
       for (const t of fetch!) this.fetchedSinceCollect += COPIES_PER_FETCH * run.tensors.get(t)!.byteLength;
     }
     // In graph order, so groups follow the network.
-    if (sizes) this.learnSizes(new Map(this.measured.map((t) => [t, sizes.get(t)!])));
+    if (sizes) {
+      this.learnSizes(new Map(this.measured.map((t) => [t, sizes.get(t)!])));
+      await this.dropUnthinnedTaps();
+    }
     this.releaseFetched();
     this.observed += count;
     if (!this.extremesOnly) return outputs!;
@@ -318,6 +324,21 @@ export class Calibrator {
       if (!this.thinning.has(t) || this.thinning.get(t) !== undefined) continue;
       this.thinning.set(t, tensors.get(t)!.length / count >= THIN_MIN_VALUES);
     }
+  }
+
+  /**
+   * Rebuilds the tap with thinned outputs only for the tensors that are thinned. ORT runs
+   * every node whatever is fetched, so the Slice and reductions of a candidate that stays
+   * whole would cost time and arena memory on every run (the OCR classifier: all of its 90
+   * maps are candidates and none is thinned).
+   */
+  private async dropUnthinnedTaps(): Promise<void> {
+    const thinned = this.thinnedTensors;
+    if (thinned.length === this.thinning.size) return;
+    const tensors = [...this.measured, ...thinned.flatMap(thinnedOutputs), ...this.meanInputs.map(channelMeanOutput)];
+    const tap = await ActivationTap.create(withThinnedTaps(this.tapBase, thinned), tensors, { threads: this.options.threads ?? 1 });
+    await this.tap.release();
+    this.tap = tap;
   }
 
   /** Tensors whose histograms count a thinned grid (for the profile). */
