@@ -90,4 +90,24 @@ for m in "$mods"/* "$mods"/.[!.]*; do
   ln -s "$m" "$app/node_modules/$name"
 done
 ln -s "$sqlite_dir/node_modules/better-sqlite3" "$app/node_modules/better-sqlite3"
+
+# sharp's native parts come per platform (@img/sharp-linux-arm64 and its libvips), which
+# npm installs only for the host: fetch the arm64 ones at the versions sharp names.
+img_dir="$CACHE/sharp-arm64"
+if [ -d "$mods/sharp" ]; then
+  for pkg in @img/sharp-linux-arm64 @img/sharp-libvips-linux-arm64; do
+    ver="$(node -p "require('$mods/sharp/package.json').optionalDependencies['$pkg']")"
+    # Side by side under their own names: the addon finds libvips at $ORIGIN/../../<name>.
+    dest="$img_dir/$(basename "$pkg")"
+    if [ "$(cat "$dest/.version" 2>/dev/null)" != "$ver" ]; then
+      tmp="$(mktemp -d)"
+      (cd "$tmp" && npm pack --silent "$pkg@$ver" > /dev/null && tar xzf ./*.tgz) || die "could not fetch $pkg@$ver for arm64 (npm registry)"
+      rm -rf "$dest" && mkdir -p "$img_dir" && mv "$tmp/package" "$dest" && rm -rf "$tmp"
+      echo "$ver" > "$dest/.version"
+    fi
+  done
+  rm "$app/node_modules/@img" && mkdir "$app/node_modules/@img"
+  for m in "$mods"/@img/*; do ln -s "$m" "$app/node_modules/@img/$(basename "$m")"; done
+  for d in "$img_dir"/*; do ln -s "$d" "$app/node_modules/@img/$(basename "$d")"; done
+fi
 echo "arm64 setup: ready (Node v$NODE_VERSION arm64, better-sqlite3 $sqlite_ver arm64, app in ${app#"$REPO"/})"

@@ -2,7 +2,7 @@
 // sharp (libvips), then handed to the pure tensor code. EXIF orientation is applied and
 // alpha dropped, as OpenCV's imread does, so a camera frame reads the way it is shown.
 
-import sharp from 'sharp';
+import type { OutputInfo, default as SharpFactory } from 'sharp';
 import { DataError } from '../common/index.js';
 import { placement, frameToTensor } from './tensor.js';
 import type { PreprocessSpec } from './spec.js';
@@ -13,8 +13,20 @@ export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.webp'] as const;
 /** Largest image decoded, in pixels (a 64-megapixel frame); larger ones are refused unread. */
 const MAX_INPUT_PIXELS = 64 * 2 ** 20;
 
-// Each decode is one libvips pipeline; its own thread pool would compete with inference.
-sharp.concurrency(1);
+let loaded: typeof SharpFactory | undefined;
+
+/**
+ * sharp, loaded on first use: a model fed .npy files or tensors never needs libvips, so a
+ * device whose sharp binary is missing or broken still calibrates and serves tensors.
+ */
+async function sharp(): Promise<typeof SharpFactory> {
+  if (!loaded) {
+    loaded = (await import('sharp')).default;
+    // Each decode is one libvips pipeline; its own thread pool would compete with inference.
+    loaded.concurrency(1);
+  }
+  return loaded;
+}
 
 export function isImageFile(name: string): boolean {
   const lower = name.toLowerCase();
@@ -23,9 +35,9 @@ export function isImageFile(name: string): boolean {
 
 /** Decodes one encoded image into the spec's tensor; `what` names it in errors. */
 export async function imageToTensor(bytes: Uint8Array, spec: PreprocessSpec, what: string): Promise<Float32Array> {
-  let decoded: { data: Buffer; info: sharp.OutputInfo };
+  let decoded: { data: Buffer; info: OutputInfo };
   try {
-    decoded = await sharp(bytes, { limitInputPixels: MAX_INPUT_PIXELS })
+    decoded = await (await sharp())(bytes, { limitInputPixels: MAX_INPUT_PIXELS })
       .autoOrient()
       .removeAlpha()
       .toColourspace('srgb')
@@ -43,7 +55,7 @@ export async function imageToTensor(bytes: Uint8Array, spec: PreprocessSpec, wha
 
 /** Bilinear, as OpenCV's default INTER_LINEAR that the presets' models were fed with. */
 async function resize(rgb: Buffer, width: number, height: number, toWidth: number, toHeight: number): Promise<Buffer> {
-  return sharp(rgb, { raw: { width, height, channels: 3 } })
+  return (await sharp())(rgb, { raw: { width, height, channels: 3 } })
     .resize(toWidth, toHeight, { fit: 'fill', kernel: 'linear' })
     .raw({ depth: 'uchar' })
     .toBuffer();
@@ -60,7 +72,7 @@ function expandToRgb(data: Buffer, channels: number): Buffer {
 /** Width and height from the header alone (of a file path or bytes), or a DataError naming it. */
 export async function imageSize(image: string | Uint8Array, what: string): Promise<{ width: number; height: number }> {
   try {
-    const m = await sharp(image, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
+    const m = await (await sharp())(image, { limitInputPixels: MAX_INPUT_PIXELS }).metadata();
     if (!m.width || !m.height || !['jpeg', 'png', 'webp'].includes(m.format ?? '')) throw new Error(`format ${m.format ?? 'unknown'}`);
     return { width: m.width, height: m.height };
   } catch (err) {
