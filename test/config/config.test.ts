@@ -37,7 +37,7 @@ describe('defaults', () => {
     expect(c.threads).toBe(1);
     expect(c.sampling).toEqual({ oneIn: 10, maxRows: 5000, maxBytes: 256 * 1024 * 1024, maxAgeHours: 168 });
     expect(c.recalibration).toEqual({
-      everyInferences: 2000, cron: null, method: 'mse', perChannel: true, biasCorrection: 'none', equalization: 'none', maxMemoryMB: null, minSamples: 100,
+      everyInferences: 2000, cron: null, method: 'mse', perChannel: true, activationType: 'auto', biasCorrection: 'none', equalization: 'none', maxMemoryMB: null, minSamples: 100,
       validationSlice: 200, gateMargin: 0, driftThreshold: 0.2, forgetting: 0.98, auto: false,
     });
     expect(c.validation).toEqual({ metric: null, floor: null });
