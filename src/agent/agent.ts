@@ -14,7 +14,7 @@ import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
 import { errorMessage, realFs, type FsOps } from '../common/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type StateDb } from '../state/index.js';
-import { applyRuntimeChange, type CalibdConfig } from '../config/index.js';
+import { applyRuntimeChange, inputContract, type CalibdConfig } from '../config/index.js';
 import { isRangeMethod, type RangeMethod } from '../calibration/methods.js';
 import { readModel, serializeModel } from '../onnx/index.js';
 import { sha256 } from '../quant/index.js';
@@ -107,7 +107,7 @@ export class CalibrationAgent extends EventEmitter {
       maxAgeMs: s.maxAgeHours * 3600_000,
       onFlushError: (err, dropped) => this.onSampleWriteFailed(err, dropped),
     });
-    this.drift = new DriftMonitor({ min: p.config.inputRange.min, max: p.config.inputRange.max });
+    this.drift = new DriftMonitor(inputContract(p.config));
     this.pipeline = new RecalibrationPipeline({
       config: p.config,
       fp32Sha256: p.fp32Sha256,
@@ -171,7 +171,7 @@ export class CalibrationAgent extends EventEmitter {
         maxMemoryMB: config.recalibration.maxMemoryMB,
         forgetting: config.recalibration.forgetting,
         threads: 1,
-        inputRange: config.inputRange,
+        inputRange: inputContract(config),
         inputShapes: config.inputShapes,
       });
       const model = restored ?? (await firstBoot({ config, fp32Bytes, worker, store, events, log }));

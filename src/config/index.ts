@@ -18,3 +18,4 @@ export { loadConfig, parseConfig, envBindings, type LoadConfigOptions } from './
 export { applyRuntimeChange, runtimeTunableKeys, isRuntimeTunableKey, type RuntimeTunableKey } from './runtime.js';
 export { cronProblem, isValidCron } from './cron.js';
 export { REDACTED, touchesSecret } from './secrets.js';
+export { inputContract } from './input-range.js';

@@ -1,5 +1,5 @@
 export {
-  PRESETS, RESIZE_MODES, COLOR_ORDERS, LAYOUTS, preprocessSchema, preprocessSpec, preprocessFromArgument, channelCount, tensorDims,
+  PRESETS, RESIZE_MODES, COLOR_ORDERS, LAYOUTS, preprocessSchema, preprocessSpec, preprocessFromArgument, channelCount, tensorDims, preprocessRange,
   type PreprocessSpec, type PreprocessInput,
 } from './spec.js';
 export { placement, frameToTensor, luma, type Placement } from './tensor.js';

@@ -132,3 +132,21 @@ export function tensorDims(spec: PreprocessSpec): number[] {
   const c = channelCount(spec);
   return spec.layout === 'nchw' ? [c, h, w] : [h, w, c];
 }
+
+/**
+ * The interval every value of the spec's tensors lies in: pixels span 0–255 before
+ * normalisation (the letterbox pad included), so per channel (0 − mean) / std to
+ * (255 × scale − mean) / std. This is the input contract data-free calibration needs.
+ */
+export function preprocessRange(spec: PreprocessSpec): { min: number; max: number } {
+  const channels = channelCount(spec);
+  let min = Infinity;
+  let max = -Infinity;
+  for (let c = 0; c < channels; c++) {
+    const mean = spec.mean.length === 1 ? spec.mean[0] : spec.mean[c];
+    const std = spec.std.length === 1 ? spec.std[0] : spec.std[c];
+    min = Math.min(min, (0 - mean) / std);
+    max = Math.max(max, (255 * spec.scale - mean) / std);
+  }
+  return { min, max };
+}
