@@ -194,9 +194,26 @@ export class Histogram {
   }
 
   update(data: ArrayLike<number>): void {
-    const n = data.length;
     const { lo, hi, finite } = finiteExtremes(data);
-    const fast = data instanceof Float32Array && finite === n;
+    this.add(data, lo, hi, finite);
+  }
+
+  /**
+   * Counts `data`, a subset of a tensor whose exact extremes are `lo` and `hi` (a thinned
+   * tap, calibration/thinning.ts). The layout follows the whole tensor's range, so min, max
+   * and the bins are what update() on the whole tensor would give; the counts are the
+   * subset's. Extremes that are not finite, or a subset that is not, say nothing about the
+   * rest: the subset is then counted like any data.
+   */
+  updateSubset(data: Float32Array, lo: number, hi: number): void {
+    const own = finiteExtremes(data);
+    const whole = Number.isFinite(lo) && Number.isFinite(hi) && own.finite === data.length;
+    this.add(data, whole ? Math.min(lo, own.lo) : own.lo, whole ? Math.max(hi, own.hi) : own.hi, own.finite);
+  }
+
+  /** Counts the `finite` finite values of `data`, whose layout must cover [lo, hi]. */
+  private add(data: ArrayLike<number>, lo: number, hi: number, finite: number): void {
+    const n = data.length;
     this._nonFinite += n - finite;
     if (finite === 0) return;
 
@@ -204,36 +221,13 @@ export class Histogram {
 
     if (!this._fixed) {
       this._counts[0] += finite; // only zeros so far
-    } else if (fast && this._exp <= FLOAT32_SAFE_EXP) {
-      countFloat32(data as Float32Array, pow2(-this._exp), this._offset, this._counts, this.countScratch());
+    } else if (data instanceof Float32Array && finite === n && this._exp <= FLOAT32_SAFE_EXP) {
+      countFloat32(data, pow2(-this._exp), this._offset, this._counts, this.countScratch());
     } else {
       this.countChecked(data);
     }
     this._total += finite;
     this._seen += finite;
-  }
-
-  /**
-   * Counts `data`, a subset of a tensor whose exact extremes are `lo` and `hi` (a thinned
-   * tap, calibration/thinning.ts). The layout follows the whole tensor's range, so min, max
-   * and the bins are what update() on the whole tensor would give; the counts are the
-   * subset's. Extremes that are not finite say nothing about the rest: the subset is then
-   * counted like any data.
-   */
-  updateSubset(data: Float32Array, lo: number, hi: number): void {
-    const { lo: sLo, hi: sHi, finite } = finiteExtremes(data);
-    const n = data.length;
-    if (!(Number.isFinite(lo) && Number.isFinite(hi)) || finite !== n) {
-      this.update(data);
-      return;
-    }
-    if (n === 0) return;
-    this.fitLayout(Math.min(lo, sLo, this._min), Math.max(hi, sHi, this._max), this._fixed ? this._exp : -Infinity);
-    if (!this._fixed) this._counts[0] += n;
-    else if (this._exp <= FLOAT32_SAFE_EXP) countFloat32(data, pow2(-this._exp), this._offset, this._counts, this.countScratch());
-    else this.countChecked(data);
-    this._total += n;
-    this._seen += n;
   }
 
   /** Per-lane counts for countFloat32, kept between calls to spare an allocation a batch. */
