@@ -14,6 +14,7 @@ const SLOW = [
   'test/agent/serve-detector.test.ts',
   'test/fleet/outage.test.ts',
   'test/tour/readme-tour.test.ts',
+  'test/fleet/fleet-calibration.test.ts',
 ];
 
 export default defineConfig({

@@ -19,11 +19,13 @@ import { isRangeMethod, type RangeMethod } from '../calibration/methods.js';
 import { readModel, serializeModel } from '../onnx/index.js';
 import { sha256 } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
-import type { RecalibrateRequest, RollbackRequest } from './commands.js';
+import type { ApplyRequest, RecalibrateRequest, RollbackRequest } from './commands.js';
+import { parseFleetCalibration, type StatisticsBundle } from '../calibration/index.js';
+import { checkFleetCalibration } from './fleet-calibration.js';
 import { DriftMonitor } from './drift.js';
 import { AgentEvents, type AgentEvent } from './events.js';
 import type { Logger } from '../common/index.js';
-import { firstBoot } from './first-boot.js';
+import { firstBoot, type FirstBootParts } from './first-boot.js';
 import { ModelStore, errorCode } from './model-store.js';
 import { RecalibrationPipeline, type AgentCounters, type RecalibrationResult } from './pipeline.js';
 import { RecalibrationCron } from './recalibration-cron.js';
@@ -57,6 +59,8 @@ interface Parts {
   engine: InferenceEngine;
   method: RangeMethod;
   fp32Sha256: string;
+  /** The key of the worker's prepared graph: fleet calibrations must name it. */
+  graph: string;
   fs: FsOps;
   log: Logger;
 }
@@ -77,6 +81,7 @@ export class CalibrationAgent extends EventEmitter {
   private readonly cron: RecalibrationCron;
   private readonly log: Logger;
   private readonly fp32Sha256: string;
+  private readonly graph: string;
   private readonly counters: AgentCounters = { inferences: 0, sampled: 0, dropped: 0, holdout: 0, recalibrations: 0, accepted: 0, rejected: 0, unchanged: 0, rollbacks: 0, refused: 0, errors: 0 };
   /** Inference count at the last every-N-inferences trigger. */
   private lastEveryNAt = 0;
@@ -99,6 +104,7 @@ export class CalibrationAgent extends EventEmitter {
     this.engine = p.engine;
     this.log = p.log;
     this.fp32Sha256 = p.fp32Sha256;
+    this.graph = p.graph;
     p.events.listen((e) => this.emit('event', e));
     const s = p.config.sampling;
     this.buffer = new SampleBuffer(p.state, {
@@ -131,7 +137,7 @@ export class CalibrationAgent extends EventEmitter {
   }
 
   /** Opens the state, restores the active calibration (or makes the first) and starts serving. */
-  static async start(config: CalibdConfig, log: Logger, io: StateIo = {}): Promise<CalibrationAgent> {
+  static async start(config: CalibdConfig, log: Logger, io: StateIo = {}, boot: Pick<FirstBootParts, 'readFleetCalibration'> = {}): Promise<CalibrationAgent> {
     const fp32Bytes = serializeModel(readModel(resolve(config.model)));
     const fp32Sha256 = sha256(fp32Bytes);
     const fs = io.fs ?? realFs;
@@ -161,7 +167,7 @@ export class CalibrationAgent extends EventEmitter {
       const activeMethod = store.active?.method;
       const method = activeMethod && isLiveMethod(activeMethod) ? activeMethod : config.recalibration.method;
       worker = new CalibrationWorker();
-      await worker.call('init', {
+      const { graph } = await worker.call('init', {
         fp32: fp32Bytes,
         method,
         perChannel: config.recalibration.perChannel,
@@ -174,12 +180,12 @@ export class CalibrationAgent extends EventEmitter {
         inputRange: inputContract(config),
         inputShapes: config.inputShapes,
       });
-      const model = restored ?? (await firstBoot({ config, fp32Bytes, worker, store, events, log }));
+      const model = restored ?? (await firstBoot({ config, fp32Bytes, fp32Sha256, graph, worker, store, events, log, ...boot }));
       const active = store.active;
       const label = active ? `v${active.version} ${active.method}` : 'fp32';
       engine = await InferenceEngine.create(model, { threads: config.threads, name: config.modelName, version: active?.version ?? 0, label });
       store.tidy();
-      const agent = new CalibrationAgent({ config, state, events, eventLog, profiles, store, worker, engine, method, fp32Sha256, fs, log });
+      const agent = new CalibrationAgent({ config, state, events, eventLog, profiles, store, worker, engine, method, fp32Sha256, graph, fs, log });
       // What serves now (the data-free bootstrap, say), and separately the method live
       // samples will be calibrated with: the same two words as the status report.
       events.emit('started', { version: active?.version ?? 0, serving: active ? 'int8' : 'fp32', method: active?.method ?? 'fp32', liveMethod: method, bufferRows: agent.buffer.count() });
@@ -287,6 +293,21 @@ export class CalibrationAgent extends EventEmitter {
 
   rollback(req: RollbackRequest): Promise<{ version: number }> {
     return this.pipeline.rollback(req);
+  }
+
+  /** This device's calibration statistics so far, as a shareable bundle (no input in it). */
+  statistics(): Promise<StatisticsBundle> {
+    return this.worker.call('stats', { device: this.config.deviceId });
+  }
+
+  /**
+   * Builds, validates on this device's held-out samples, gates and (if accepted) serves a
+   * fleet calibration. Refused before any work when it was made for another model or graph.
+   */
+  applyFleet(req: ApplyRequest): Promise<RecalibrationResult> {
+    const { calibration } = parseFleetCalibration(req.calibration);
+    checkFleetCalibration(calibration, this.fp32Sha256, this.graph);
+    return this.pipeline.applyFleet(calibration, req.margin);
   }
 
   /**

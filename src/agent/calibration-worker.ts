@@ -54,7 +54,7 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     init = p;
     fp32 = parseModel(p.fp32, 'FP32 model');
     calibrator = await newCalibrator(p.method);
-    return { tensors: calibrator.tensors };
+    return { tensors: calibrator.tensors, graph: calibrator.graphKey };
   },
 
   async observe({ samples, learn }) {
@@ -86,10 +86,15 @@ const handlers: { [T in RequestType]: (p: Requests[T]['req']) => Promise<Request
     return { method };
   },
 
-  async build({ exclude, selection }) {
+  async build({ exclude, selection, ranges, extra }) {
     const c = need(calibrator, 'init');
-    const { model, profile } = c.build(c.ranges(), selection ? { selection } : {}, exclude ?? []);
+    const given = ranges ? new Map(ranges.map(([t, min, max]) => [t, { min, max }])) : c.ranges();
+    const { model, profile } = c.build(given, { ...(selection ? { selection } : {}), ...(extra ?? {}) }, exclude ?? []);
     return { model: serializeModel(model), profile };
+  },
+
+  async stats({ device }) {
+    return need(calibrator, 'init').statisticsBundle([device]);
   },
 
   async select({ samples, threads }) {

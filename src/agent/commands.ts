@@ -16,6 +16,8 @@ export interface CommandTarget {
   calibrations(): unknown[];
   recalibrate(req: RecalibrateRequest): Promise<{ version: number; state: 'accepted' | 'rejected' | 'unchanged'; figures: Record<string, number> }>;
   rollback(req: RollbackRequest): Promise<{ version: number }>;
+  statistics(): Promise<unknown>;
+  applyFleet(req: ApplyRequest): Promise<{ version: number; state: 'accepted' | 'rejected' | 'unchanged'; figures: Record<string, number> }>;
   applyConfig(key: string, value: unknown): unknown;
   readonly buffer: { stats(): object; clear(): void; count(): number };
 }
@@ -30,6 +32,10 @@ const rollbackSchema = z.strictObject({
   version: z.int({ error: positiveVersion }).positive({ error: positiveVersion }).optional(),
 });
 const noArguments = z.strictObject({});
+const applySchema = z.strictObject({
+  calibration: z.record(z.string(), z.unknown(), { error: "'calibration' must be a fleet calibration object (calibd fleet calibrate makes one)" }),
+  margin: z.number({ error: "'margin' must be a number of metric points" }).min(0, { error: "'margin' must be >= 0" }).optional(),
+});
 const configGetSchema = z.strictObject({ key: z.string({ error: "'key' must be a string" }).optional() });
 const configSetSchema = z.strictObject({
   key: z.string({ error: "config/set needs 'key' (a string) and 'value'" }),
@@ -38,6 +44,7 @@ const configSetSchema = z.strictObject({
 
 export type RecalibrateRequest = z.infer<typeof recalibrateSchema>;
 export type RollbackRequest = z.infer<typeof rollbackSchema>;
+export type ApplyRequest = z.infer<typeof applySchema>;
 
 export interface Command<A, T> {
   name: string;
@@ -71,6 +78,19 @@ export const commands = {
     schema: rollbackSchema,
     hints: { version: 'GET /v2/calibd/calibrations (or the calibrations command over MQTT) lists the versions' },
     run: (agent: Pick<CommandTarget, 'rollback'>, args) => agent.rollback(args),
+  }),
+  stats: command({
+    name: 'stats',
+    mutating: false,
+    schema: noArguments,
+    run: (agent: Pick<CommandTarget, 'statistics'>) => agent.statistics(),
+  }),
+  apply: command({
+    name: 'apply',
+    mutating: true,
+    schema: applySchema,
+    hints: { margin: 'metric points the fleet calibration may lose against the active one on this device, e.g. 0.5' },
+    run: (agent: Pick<CommandTarget, 'applyFleet'>, args) => agent.applyFleet(args),
   }),
   status: command({
     name: 'status',

@@ -21,7 +21,9 @@ const TOP1 = parseMetric('top1');
 /**
  * `margin`: what the candidate may lose, in points (0–100) of a fraction metric or in dB
  * for sqnr. When there is nothing to beat (serving FP32, or the data-free bootstrap), the
- * candidate must clear `floor` alone. Ties on the metric go to the higher output SQNR.
+ * candidate must clear `floor` alone. With no margin, ties on the metric go to the higher
+ * output SQNR; a margin says the caller accepts that much loss (a fleet calibration that
+ * also covers other devices' scenes), so anything within it is accepted.
  */
 export function gate(candidate: Figures, current: Figures | null, margin = 0, floor = 0.97, metric: TaskMetric = TOP1): GateDecision {
   if (candidate.samples === 0) return { accept: false, reason: 'no validation samples' };
@@ -42,6 +44,7 @@ export function gate(candidate: Figures, current: Figures | null, margin = 0, fl
   }
   if (c > a) return { accept: true, reason: `${name} ${show(c)} beats ${show(a)}` };
   if (metric.kind === 'sqnr') return { accept: true, reason: `${name} ${show(c)} within ${margin} dB of ${show(a)} active` };
+  if (margin > 0) return { accept: true, reason: `${name} ${show(c)} within ${margin} points of ${show(a)} active (SQNR ${formatDb(candidate.sqnrDb)}, active ${formatDb(current.sqnrDb)})` };
   if (candidate.sqnrDb >= current.sqnrDb) {
     return { accept: true, reason: `${name} ${show(c)} (active ${show(a)}), SQNR ${formatDb(candidate.sqnrDb)} ≥ ${formatDb(current.sqnrDb)}` };
   }

@@ -14,6 +14,9 @@ import { hardwareKey, METRIC_BOUNDS, parseMetric, type SelectionResult } from '.
 import type { CalibdConfig } from '../config/index.js';
 import { RANGE_METHODS, isRangeMethod, type RangeMethod } from '../calibration/methods.js';
 import type { ProfileRecord, SampleBuffer } from '../state/index.js';
+import { fleetProfile, type FleetCalibration } from '../calibration/index.js';
+import type { CalibrationProfile } from '../quant/index.js';
+
 import type { InferenceEngine } from '../runtime/index.js';
 import type { DriftMonitor } from './drift.js';
 import type { Logger } from '../common/index.js';
@@ -185,18 +188,12 @@ export class RecalibrationPipeline {
   }
 
   private async recalibrateNow(req: { method?: string; full?: boolean }, trigger: Trigger): Promise<RecalibrationResult> {
-    const { config, worker, buffer, store, counters, events } = this.p;
-    if (this.p.isClosed()) throw new CalibdError('closed', 'calibd is shutting down');
+    const { worker, buffer } = this.p;
     const method = req.method ?? this.nextMethod ?? this.method;
     if (!isRangeMethod(method)) {
       throw new OptionError(`unknown calibration method '${method}'`, { value: method, hint: `use one of ${RANGE_METHODS.join(', ')}` });
     }
-    this.running = true;
-    const started = Date.now();
-    counters.recalibrations++;
-    events.emit('calibration.started', { trigger, method, full: Boolean(req.full || method !== this.method) });
-    try {
-      buffer.flush();
+    return this.candidateJob(trigger, { method, full: Boolean(req.full || method !== this.method) }, async (validation) => {
       if (buffer.count() === 0) {
         throw new CalibdError('no-samples', 'the sample buffer is empty; nothing to calibrate from', { hint: 'send some inference requests first' });
       }
@@ -206,9 +203,43 @@ export class RecalibrationPipeline {
         await this.learnFromBuffer();
       }
       this.nextMethod = null;
-      const validation = this.validationSet();
       const selection = await this.ensureSelection(validation);
-      const { model, profile } = await worker.call('build', selection ? { exclude: selection.exclude, selection } : {});
+      return worker.call('build', selection ? { exclude: selection.exclude, selection } : {});
+    });
+  }
+
+  /**
+   * A fleet calibration: the ranges merged from many devices' statistics, built here and
+   * gated on this device's own held-out samples like any candidate. `margin` (metric points)
+   * replaces the configured gate margin: a fleet calibration may give up a little on this
+   * device's scene for the scenes of the others.
+   */
+  applyFleet(calibration: FleetCalibration, margin?: number): Promise<RecalibrationResult> {
+    return this.jobs.run(() =>
+      this.candidateJob('fleet', { method: calibration.method, devices: calibration.devices.length }, () => this.p.worker.call('build', { ranges: calibration.ranges, extra: fleetProfile(calibration) }), margin),
+    );
+  }
+
+  /**
+   * Runs one candidate through validation, the gate and the swap. `make` builds the candidate
+   * (it may refuse); everything it throws is counted and reported as calibration.failed.
+   */
+  private async candidateJob(
+    trigger: Trigger,
+    said: Record<string, unknown>,
+    make: (validation: WireSample[]) => Promise<{ model: Uint8Array; profile: CalibrationProfile }>,
+    margin?: number,
+  ): Promise<RecalibrationResult> {
+    const { config, worker, buffer, store, counters, events } = this.p;
+    if (this.p.isClosed()) throw new CalibdError('closed', 'calibd is shutting down');
+    this.running = true;
+    const started = Date.now();
+    counters.recalibrations++;
+    events.emit('calibration.started', { trigger, ...said });
+    try {
+      buffer.flush();
+      const validation = this.validationSet();
+      const { model, profile } = await make(validation);
       const active = store.active;
       if (active && store.isActiveModel(model)) return this.unchanged(active, trigger);
       const current = store.activeModelBytes();
@@ -224,7 +255,7 @@ export class RecalibrationPipeline {
       // A data-free calibration is a bootstrap until live data arrives: the first calibration
       // from real samples replaces it when it clears the floor, as when serving FP32.
       const bootstrap = active?.method === 'datafree';
-      const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, config.recalibration.gateMargin, floor, metric);
+      const decision = gate(cmp.candidate, bootstrap ? null : cmp.current, margin ?? config.recalibration.gateMargin, floor, metric);
       const figures = figuresOf(cmp.candidate, cmp.current, Date.now() - started);
       profile.validation = figures;
       const parent = active?.version ?? null;

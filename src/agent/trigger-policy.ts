@@ -6,7 +6,7 @@
  * before this name existed say 'schedule' for 'every-n-inferences'; nothing reads it back, so
  * the old spelling is not accepted anywhere.
  */
-export type Trigger = 'command' | 'every-n-inferences' | 'cron' | 'drift' | 'first-data';
+export type Trigger = 'command' | 'every-n-inferences' | 'cron' | 'drift' | 'first-data' | 'fleet';
 
 /** recalibration.everyInferences: due once that many inferences passed since the last such trigger. */
 export function everyNInferencesDue(s: { inferences: number; lastTriggeredAt: number; running: boolean }, everyInferences: number): boolean {

@@ -1,7 +1,7 @@
 // Messages between the daemon and its calibration worker thread.
 
 import type { ActivationTypeChoice } from '../quant/activation-type.js';
-import type { CalibrationMethod, SelectionResult } from '../calibration/index.js';
+import type { CalibrationMethod, SelectionResult, StatisticsBundle } from '../calibration/index.js';
 import type { CalibrationProfile } from '../quant/index.js';
 import type { Figures } from './gate.js';
 import type { BiasCorrection, Equalization } from '../quant/index.js';
@@ -30,13 +30,23 @@ export interface WorkerInit {
 }
 
 export interface Requests {
-  init: { req: WorkerInit; res: { tensors: string[] } };
+  /** `graph`: the key of the statistics' prepared graph (Calibrator.graphKey). */
+  init: { req: WorkerInit; res: { tensors: string[]; graph: string } };
   /** Runs samples through the FP32 tap; `learn[i]` adds sample i to the statistics. */
   observe: { req: { samples: WireSample[]; learn: boolean[] }; res: { predictions: (number | null)[] } };
   /** Fresh statistics, optionally with another method (a full recalibration feeds them next). */
   restart: { req: { method?: CalibrationMethod }; res: { method: CalibrationMethod } };
-  /** `exclude`: nodes to leave FP32 (a cached selection); `selection` is recorded in the profile. */
-  build: { req: { exclude?: string[]; selection?: SelectionResult }; res: { model: Uint8Array; profile: CalibrationProfile } };
+  /**
+   * `exclude`: nodes to leave FP32 (a cached selection); `selection` is recorded in the
+   * profile. `ranges` (a fleet calibration) replace the worker's own statistics, and
+   * `extra` is merged into the profile.
+   */
+  build: {
+    req: { exclude?: string[]; selection?: SelectionResult; ranges?: Array<[string, number, number]>; extra?: Partial<CalibrationProfile> };
+    res: { model: Uint8Array; profile: CalibrationProfile };
+  };
+  /** The worker's statistics so far, as a shareable bundle naming `device`. */
+  stats: { req: { device: string }; res: StatisticsBundle };
   /** Runs the INT8-or-FP32 selection on the current statistics, validated on `samples`. */
   select: { req: { samples: WireSample[]; threads: number }; res: SelectionResult };
   datafree: { req: Record<string, never>; res: { model: Uint8Array; profile: CalibrationProfile } };

@@ -23,6 +23,7 @@ import { convInputRanks, measureChannelRanges } from './channel-ranges.js';
 import { dropNonFinite, sliceSource, toFeeds, type Batch, type SampleSource } from './samples.js';
 import { COLLECT_EVERY_BYTES, COPIES_PER_FETCH, FAST_RUN_BYTES, batchSizeFor, collectGarbage, defaultMemoryBudgetMB, probeGroups, tensorGroups } from './memory.js';
 import type { SelectionInput } from './selection.js';
+import { statisticsBundle, type StatisticsBundle } from './shared-statistics.js';
 import { THIN_MIN_VALUES, rank4Tensors, thinnedOutputs, withThinnedTaps } from './thinning.js';
 
 export interface CalibrateOptions extends QuantizeOptions, CollectorOptions, DataFreeOptions {
@@ -197,6 +198,28 @@ export class Calibrator {
     const tap = await ActivationTap.create(tapModel, tapped, { threads: options.threads ?? 1 });
     const bnMeans = options.biasCorrection === 'datafree' ? dataFreeMeans(fp32, prepared, plan, equalized.tensors) : new Map<string, Float64Array>();
     return new Calibrator(fp32, prepared, plan, tap, tapBase, options, sha256(serializeModel(fp32)), measured, extremesOnly, meanInputs, equalized, bnMeans, thinnable);
+  }
+
+  /**
+   * What statistics of this calibrator are about: the measured tensors of the prepared graph
+   * and how it was equalized. Devices with equal keys (and source SHA-256) merge exactly.
+   */
+  get graphKey(): string {
+    return sha256(new TextEncoder().encode(JSON.stringify({ tensors: this.measured, equalization: this.equalizedAs, pairs: this.equalized.pairs })));
+  }
+
+  /** How the measured graph was equalized: 'none' when no pair was, whatever was asked. */
+  get equalizedAs(): Equalization {
+    return this.equalized.pairs > 0 ? this.equalized.from : 'none';
+  }
+
+  get sourceModelSha256(): string {
+    return this.sourceSha;
+  }
+
+  /** The statistics so far as shareable plain data (calibration/shared-statistics.ts). */
+  statisticsBundle(devices: string[]): StatisticsBundle {
+    return statisticsBundle(this.collectors, { sourceModelSha256: this.sourceSha, graph: this.graphKey, equalization: this.equalizedAs, sampleCount: this.observed, devices });
   }
 
   /** Tensors whose ranges are measured. */

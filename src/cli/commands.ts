@@ -1,13 +1,13 @@
 // The work behind each CLI subcommand.
 
 import type { ActivationTypeChoice } from '../quant/index.js';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
-import { OptionError, DataError } from '../common/index.js';
+import { CalibdError, OptionError, DataError } from '../common/index.js';
 import {
-  Calibrator, analyseLayers, calibrate, perSampleShapes, prepareModel, compareModels, parseMetric, selectInt8Nodes, sliceSource,
-  type CalibrateOptions, type CalibrationMethod, type LayerReport, type SampleSource, type SelectionResult,
+  Calibrator, analyseLayers, calibrate, perSampleShapes, prepareModel, compareModels, parseMetric, selectInt8Nodes, sliceSource, fleetCalibration, fleetProfile, mergeStatistics, parseStatistics,
+  type CalibrateOptions, type RangeMethod, type StatisticsBundle, type CalibrationMethod, type LayerReport, type SampleSource, type SelectionResult,
 } from '../calibration/index.js';
 import { readModel, writeModel, type ModelProto } from '../onnx/index.js';
 import { preprocessFromArgument } from '../images/index.js';
@@ -48,6 +48,7 @@ interface CalibrateArgs {
   budgetAgreement?: number;
   budgetSqnr?: number;
   preprocess?: string;
+  stats?: string[];
 }
 
 export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
@@ -58,6 +59,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
   const model = readModel(a.model);
   refuseQuantized(model, a.model, 'with --model');
   if (a.exclude?.length) checkExcludes(model, a.exclude);
+  if (a.stats?.length) return calibrateFromStatistics(model, a);
   if (a.method !== 'datafree' && a.data.length === 0) {
     throw new OptionError(`--method ${a.method} needs --data`, { hint: 'pass --data DIR, or use --method datafree' });
   }
@@ -131,6 +133,58 @@ async function calibrateAuto(model: ModelProto, source: SampleSource | null, opt
     return calibrator.build(calibrator.ranges(), { selection }, selection.exclude);
   } finally {
     await calibrator.release();
+  }
+}
+
+/**
+ * `--stats`: ranges from saved statistics of devices, merged exactly; no sample is read.
+ * The statistics decide the graph they were measured on (equalization); bias correction
+ * from samples is not possible without them, so only the data-free kind applies.
+ */
+async function calibrateFromStatistics(model: ModelProto, a: CalibrateArgs): Promise<void> {
+  if (a.data.length) throw new OptionError('--stats and --data exclude each other', { hint: 'calibrate from samples or from statistics, not both' });
+  if (a.method === 'datafree' || a.auto) throw new OptionError(`--stats does not go with ${a.auto ? '--auto' : '--method datafree'}`, { hint: 'use --method minmax, percentile, entropy or mse' });
+  const merged = mergeStatistics(a.stats!.map(readStatisticsFile));
+  const calibrator = await Calibrator.create(model, {
+    method: a.method,
+    perChannel: !a.perTensor,
+    exclude: a.exclude,
+    symmetricActivations: a.symmetricActivations,
+    activationType: a.activationType,
+    reduceRange: a.reduceRange,
+    weightRange: a.weightRange,
+    biasCorrection: a.biasCorrection === 'datafree' ? 'datafree' : 'none',
+    equalization: merged.equalization === 'weights' ? 'weights' : 'none',
+    threads: a.threads,
+  });
+  try {
+    if (merged.sourceModelSha256 !== calibrator.sourceModelSha256) {
+      throw new CalibdError('model-mismatch', `the statistics are of model sha256 ${merged.sourceModelSha256.slice(0, 12)}…, not of ${a.model} (${calibrator.sourceModelSha256.slice(0, 12)}…)`, { value: a.model, hint: 'pass the FP32 model the devices serve' });
+    }
+    if (merged.graph !== calibrator.graphKey) {
+      throw new CalibdError('model-mismatch', 'the statistics were measured on another prepared graph (equalization or --exclude differ)', { value: a.exclude ?? [], hint: 'use the devices\' recalibration settings' });
+    }
+    const calibration = fleetCalibration(merged, a.method as RangeMethod);
+    const result = calibrator.build(new Map(calibration.ranges.map(([t, min, max]) => [t, { min, max }])), fleetProfile(calibration));
+    writeModel(result.model, a.out);
+    process.stdout.write(`wrote ${a.out}: ${calibration.method} from the statistics of ${merged.devices.length} devices (${merged.sampleCount} samples), ${result.profile.quantizedNodes} nodes in INT8\n`);
+  } finally {
+    await calibrator.release();
+  }
+}
+
+function readStatisticsFile(file: string): StatisticsBundle {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new DataError(`--stats ${file} cannot be read: ${(err as Error).message}`, { value: file, hint: 'pass a file written by `calibd fleet stats --out`' });
+  }
+  try {
+    return parseStatistics(JSON.parse(text), file);
+  } catch (err) {
+    if (err instanceof DataError || err instanceof OptionError) throw err;
+    throw new DataError(`--stats ${file} is not JSON: ${(err as Error).message}`, { value: file, hint: 'pass a file written by `calibd fleet stats --out`' });
   }
 }
 

@@ -26,6 +26,7 @@ export async function run(argv: string[]): Promise<number> {
     .requiredOption('--model <file>', 'FP32 .onnx model')
     .option('--data <dir>', 'folder or file of samples: float32 .npy, or JPEG/PNG/WebP images with --preprocess; NAME=DIR once per input for several', collect, [])
     .option('--preprocess <spec>', `how images become tensors: a preset (${Object.keys(PRESETS).join(', ')}), a .json/.yaml spec file or inline JSON`)
+    .option('--stats <files...>', 'calibrate from saved statistics (`calibd fleet stats --out`), merged exactly, instead of --data')
     .addOption(new Option('--method <method>', 'range estimator').choices([...CALIBRATION_METHODS]).default('mse'))
     .option('--per-channel', 'one weight scale per output channel (the default)')
     .option('--per-tensor', 'one weight scale per weight tensor')

@@ -5,7 +5,7 @@
 import { CalibrationAgent, agentMetrics } from '../agent/index.js';
 import { assertPortFree, assertSafeBind, createApiServer, type ApiServer } from '../api/index.js';
 import { loadConfig } from '../config/index.js';
-import { FleetMember, LatencyRecorder, fleetOptionsFromConfig } from '../fleet/index.js';
+import { FleetMember, LatencyRecorder, fleetOptionsFromConfig, readRetainedCalibration } from '../fleet/index.js';
 import { SystemdNotifier } from '../service/index.js';
 import { readModel } from '../onnx/index.js';
 import { refuseQuantized } from './quantized.js';
@@ -20,7 +20,9 @@ export async function serveCommand(o: { config?: string }): Promise<void> {
   refuseQuantized(readModel(config.model), config.model, 'as model: (or CALIBD_MODEL); the daemon makes and serves its INT8 calibrations itself');
   await assertPortFree(config.http.host, config.http.port);
   const logger = createDaemonLogger(config);
-  const agent = await CalibrationAgent.start(config, logger);
+  const agent = await CalibrationAgent.start(config, logger, {}, {
+    readFleetCalibration: (sha256) => readRetainedCalibration(config, sha256, logger),
+  });
   // Engine latency per request, for the fleet's metrics topic (fed by the API's hook).
   const latency = new LatencyRecorder();
   let api: ApiServer;

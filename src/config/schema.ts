@@ -169,6 +169,8 @@ const logSchema = z.strictObject({
   level: z.enum(logLevels).default('info'),
 });
 
+export const FIRST_BOOT_CHOICES = ['datafree', 'fp32', 'fleet'] as const;
+
 export const calibdConfigSchema = z
   .strictObject({
     model: nonEmpty
@@ -186,7 +188,13 @@ export const calibdConfigSchema = z
     recalibration: recalibrationSchema.prefault({}),
     validation: validationSchema.prefault({}),
     retention: retentionSchema.prefault({}),
-    firstBoot: z.enum(['datafree', 'fp32']).default('datafree'),
+    /** The fleet group this device belongs to (`calibd fleet calibrate --group`); null: none. */
+    group: z.string().regex(DEVICE_ID, { message: "must be 1-64 characters from A-Z, a-z, 0-9, '_' and '-'" }).nullable().default(null),
+    /**
+     * What the first start serves: a data-free calibration, FP32, or the fleet calibration of
+     * this model retained on the broker (falling back to data-free when there is none).
+     */
+    firstBoot: z.enum(FIRST_BOOT_CHOICES).default('datafree'),
     inputRange: inputRangeSchema.prefault({}),
     /** Full shapes (batch axis first) for inputs with free dimensions, for data-free probes. */
     inputShapes: z.record(z.string(), z.array(z.int().positive()).min(1)).nullable().default(null),

@@ -7,6 +7,7 @@ import mqtt, { type IClientOptions, type IPublishPacket, type MqttClient } from 
 import { FLEET_LEVEL, deviceOf, requestTopic } from './topics.js';
 import { signPayload } from './signing.js';
 import { CalibdError } from '../common/errors.js';
+import { PartAssembler } from './payload.js';
 
 export interface FleetClientOptions {
   url: string;
@@ -27,6 +28,8 @@ export interface DeviceReply {
   error?: string;
   /** Milliseconds from the request to this answer. */
   ms: number;
+  /** Payload bytes of the answer as received (compressed parts included). */
+  bytes: number;
 }
 
 export interface DeviceStatus {
@@ -126,38 +129,53 @@ export class FleetClient {
   }
 
   /**
-   * Sends `command` to one device (target) or the fleet (null) and collects answers until
-   * every expected device answered or the timeout. One device: done at its first answer.
+   * Sends `command` to one device (target), to each of a list, or to the fleet (null) and
+   * collects answers until every expected device answered or the timeout. Named devices are
+   * expected; a fleet-wide request expects `opts.expect` (else waits out the timeout).
    */
-  async request(target: string | null, command: string, args: Record<string, unknown> = {}, opts: { timeoutMs?: number; expect?: string[] } = {}): Promise<DeviceReply[]> {
+  async request(target: string | string[] | null, command: string, args: Record<string, unknown> = {}, opts: { timeoutMs?: number; expect?: string[] } = {}): Promise<DeviceReply[]> {
     const transaction = randomBytes(8).toString('hex');
-    let body: Record<string, unknown> = { ...args, transaction };
-    if (this.o.signingKey) body = signPayload(this.o.signingKey, { target: target ?? FLEET_LEVEL, command }, body);
-    const responses = `${this.base}/${target ?? '+'}/response/${command}`;
+    const targets = target === null ? [null] : Array.isArray(target) ? target : [target];
+    const bodyFor = (t: string | null): Record<string, unknown> => {
+      const body = { ...args, transaction };
+      return this.o.signingKey ? signPayload(this.o.signingKey, { target: t ?? FLEET_LEVEL, command }, body) : body;
+    };
+    const responses = `${this.base}/${typeof target === 'string' ? target : '+'}/response/${command}`;
     const replies = new Map<string, DeviceReply>();
+    const assemblers = new Map<string, PartAssembler>();
     const t0 = Date.now();
-    const expect = target ? new Set([target]) : opts.expect ? new Set(opts.expect) : null;
+    const expect = target !== null ? new Set(targets as string[]) : opts.expect ? new Set(opts.expect) : null;
     let done!: () => void;
     const finished = new Promise<void>((r) => (done = r));
     const stop = this.listen((topic, payload, packet) => {
       const d = deviceOf(this.base, topic);
       if (!d || d.rest !== `response/${command}`) return;
-      let r: { status?: string; data?: unknown; error?: string; transaction?: unknown };
+      let message: Record<string, unknown>;
       try {
-        r = JSON.parse(payload.toString());
+        message = JSON.parse(payload.toString());
       } catch {
         return;
       }
       const corr = packet.properties?.correlationData?.toString();
-      if (r.transaction !== transaction && corr !== transaction) return;
-      replies.set(d.device, { device: d.device, status: r.status === 'ok' ? 'ok' : 'error', data: r.data ?? null, error: r.error, ms: Date.now() - t0 });
+      if (message.transaction !== transaction && corr !== transaction) return;
+      const assembler = assemblers.get(d.device) ?? new PartAssembler();
+      assemblers.set(d.device, assembler);
+      let r;
+      try {
+        r = assembler.add(message, payload.length);
+      } catch (err) {
+        r = { status: 'error' as const, data: null, error: (err as Error).message };
+      }
+      if (r === null) return; // more parts to come
+      replies.set(d.device, { device: d.device, status: r.status === 'ok' ? 'ok' : 'error', data: r.data ?? null, error: r.error, ms: Date.now() - t0, bytes: assembler.bytes });
       if (expect && [...expect].every((e) => replies.has(e))) done();
     });
     try {
       await this.subscribe([responses]);
       const props = (this.o.protocolVersion ?? 5) === 5 ? { correlationData: Buffer.from(transaction) } : undefined;
-      await this.client.publishAsync(requestTopic(this.base, target, command), JSON.stringify(body), { qos: 1, properties: props });
       const timer = setTimeout(done, opts.timeoutMs ?? 10_000);
+      if (expect?.size === 0) done();
+      await Promise.all(targets.map((t) => this.client.publishAsync(requestTopic(this.base, t, command), JSON.stringify(bodyFor(t)), { qos: 1, properties: props })));
       await finished;
       clearTimeout(timer);
     } finally {
@@ -193,6 +211,14 @@ export class FleetClient {
       stop();
       await this.client.unsubscribeAsync(filters).catch(() => undefined);
     };
+  }
+
+  /** Publishes a retained document (signed when a key is set) for devices to read when they start. */
+  async publishRetained(topic: string, command: string, doc: Record<string, unknown>): Promise<number> {
+    const body = this.o.signingKey ? signPayload(this.o.signingKey, { target: FLEET_LEVEL, command }, doc) : doc;
+    const text = JSON.stringify(body);
+    await this.client.publishAsync(topic, text, { qos: 1, retain: true });
+    return Buffer.byteLength(text);
   }
 
   async close(): Promise<void> {

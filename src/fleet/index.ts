@@ -7,6 +7,7 @@ export { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from 
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { BoundedQueue, type QueuedMessage } from './queue.js';
 export { LatencyRecorder, type LatencySummary } from './latency.js';
-export { SignatureVerifier, canonicalJson, readSigningKey, signPayload, signatureOf, type RequestAddress, type VerifyResult } from './signing.js';
-export { deviceOf, deviceTopics, requestTopic, FLEET_LEVEL, type DeviceTopics } from './topics.js';
+export { SignatureVerifier, canonicalJson, hasValidSignature, readSigningKey, signPayload, signatureOf, type RequestAddress, type VerifyResult } from './signing.js';
+export { deviceOf, deviceTopics, requestTopic, fleetCalibrationTopic, fleetCalibrationCommand, FLEET_LEVEL, type DeviceTopics } from './topics.js';
 export { fleetOptionsFromConfig } from './env.js';
+export { readRetainedCalibration, RETAINED_WAIT_MS } from './retained-calibration.js';

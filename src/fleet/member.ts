@@ -15,6 +15,7 @@ import type { BackoffOptions } from './backoff.js';
 import { LatencyRecorder } from './latency.js';
 import { SignatureVerifier } from './signing.js';
 import { decodeRequest } from './request.js';
+import { encodeResponse } from './payload.js';
 import { deviceTopics, FLEET_LEVEL, type DeviceTopics } from './topics.js';
 
 /** What the member reads from the agent (CalibrationAgent satisfies it). */
@@ -134,6 +135,7 @@ export class FleetMember {
     return {
       state: 'online',
       deviceId: this.agent.config.deviceId,
+      group: this.agent.config.group,
       calibdVersion: calibdVersion(),
       model: { name: s.model?.name, sha256: s.model?.sha256 },
       serving: s.serving,
@@ -203,7 +205,8 @@ export class FleetMember {
     // would be refused by the broker, so it is answered on the default topic instead.
     const topic = wanted && wanted.startsWith(this.topics.prefix) && !/[+#]/.test(wanted) ? wanted : this.topics.response(command);
     const properties = props?.correlationData ? { correlationData: props.correlationData } : undefined;
-    this.conn.publish(topic, JSON.stringify(body), { qos: 1, properties });
+    // A large answer (a device's statistics) goes compressed, in parts (payload.ts).
+    for (const message of encodeResponse(body)) this.conn.publish(topic, message, { qos: 1, properties });
     this.requestsHandled[body.status]++;
   }
 

@@ -88,3 +88,14 @@ export class SignatureVerifier {
     return this.seen.size;
   }
 }
+
+/**
+ * Whether a retained document (a fleet calibration) carries a valid signature. No time
+ * window or replay cache: it is read on any later start, and replaying it only repeats
+ * what the fleet's key holder published.
+ */
+export function hasValidSignature(key: Buffer, to: RequestAddress, payload: Record<string, unknown>): boolean {
+  const { sig } = payload;
+  if (typeof sig !== 'string' || !/^[0-9a-f]{64}$/.test(sig)) return false;
+  return timingSafeEqual(Buffer.from(signatureOf(key, to, payload), 'hex'), Buffer.from(sig, 'hex'));
+}

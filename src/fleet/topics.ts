@@ -47,3 +47,16 @@ export function deviceOf(base: string, topic: string): { device: string; rest: s
 export function requestTopic(base: string, target: string | null, command: string): string {
   return `${base}/${target ?? FLEET_LEVEL}/request/${command}`;
 }
+
+/** Name of the retained fleet calibration of one model, as signed (see signing.ts). */
+export function fleetCalibrationCommand(modelSha256: string): string {
+  return `calibration/${modelSha256}`;
+}
+
+/**
+ * Where the latest fleet calibration of a model is kept, retained, for devices that start
+ * with `firstBoot: fleet`: beside the fleet-wide requests, never under them.
+ */
+export function fleetCalibrationTopic(base: string, modelSha256: string): string {
+  return `${base}/${FLEET_LEVEL}/${fleetCalibrationCommand(modelSha256)}`;
+}

@@ -38,6 +38,16 @@ describe('command arguments', () => {
     expect(refusal(() => checkArguments('status', { verbose: true })).oneLine()).toBe("status: unknown field 'verbose': this command takes no arguments");
   });
 
+  it('apply takes a calibration object and a margin of at least 0', () => {
+    const calibration = { format: 'calibd-ranges' };
+    expect(checkArguments('apply', { calibration, margin: 0.5 })).toEqual({ calibration, margin: 0.5 });
+    expect(checkArguments('apply', { calibration })).toEqual({ calibration });
+    expect(refusal(() => checkArguments('apply', {})).message).toMatch(/'calibration' must be a fleet calibration object/);
+    expect(refusal(() => checkArguments('apply', { calibration: [1] })).message).toMatch(/'calibration' must be a fleet calibration object/);
+    expect(refusal(() => checkArguments('apply', { calibration, margin: -1 }))).toMatchObject({ code: 'option', value: -1 });
+    expect(refusal(() => checkArguments('stats', { all: true })).oneLine()).toBe("stats: unknown field 'all': this command takes no arguments");
+  });
+
   it('config/set needs a string key and a value', () => {
     expect(checkArguments('config/set', { key: 'sampling.oneIn', value: 3 })).toEqual({ key: 'sampling.oneIn', value: 3 });
     expect(refusal(() => checkArguments('config/set', { key: 7, value: 3 })).message).toBe("config/set needs 'key' (a string) and 'value'");
@@ -45,8 +55,8 @@ describe('command arguments', () => {
   });
 
   it('lists each command once, with the state-changing ones marked', () => {
-    expect(commandNames).toEqual(['recalibrate', 'rollback', 'status', 'calibrations', 'config/get', 'config/set', 'buffer/stats', 'buffer/clear']);
-    expect(commandNames.filter((n) => commands[n].mutating)).toEqual(['recalibrate', 'rollback', 'config/set', 'buffer/clear']);
+    expect(commandNames).toEqual(['recalibrate', 'rollback', 'stats', 'apply', 'status', 'calibrations', 'config/get', 'config/set', 'buffer/stats', 'buffer/clear']);
+    expect(commandNames.filter((n) => commands[n].mutating)).toEqual(['recalibrate', 'rollback', 'apply', 'config/set', 'buffer/clear']);
     for (const n of commandNames) expect(commands[n].name).toBe(n);
   });
 });

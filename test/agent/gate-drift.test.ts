@@ -19,6 +19,10 @@ describe('gate', () => {
   it('refuses a loss of agreement beyond the margin, allows one within it', () => {
     expect(gate(fig(0.97, 50), fig(0.98, 30)).accept).toBe(false);
     expect(gate(fig(0.97, 50), fig(0.98, 30), 1).accept).toBe(true);
+    // A margin accepts what it allows, even at a lower SQNR (a fleet calibration's slack).
+    expect(gate(fig(0.98, 30), fig(0.98, 31), 0.5).accept).toBe(true);
+    expect(gate(fig(0.975, 30), fig(0.98, 31), 0.5).accept).toBe(true);
+    expect(gate(fig(0.974, 40), fig(0.98, 31), 0.5).accept).toBe(false);
   });
   it('judges a detector on its mask IoU, not on argmax agreement', () => {
     const iou = parseMetric('mask-iou:0.3');
