@@ -31,6 +31,6 @@ export { ChannelMeanObserver } from './channel-means.js';
 export { prepareModel } from './prepare.js';
 export { empiricalBiasDeltas, type EmpiricalBiasOptions } from './bias-correction.js';
 export {
-  statisticsBundle, parseStatistics, collectorsOf, mergeStatistics, mergeRefusal, fleetCalibration, fleetProfile, parseFleetCalibration, STATISTICS_FORMAT, FLEET_CALIBRATION_FORMAT,
+  statisticsBundle, parseStatistics, collectorsOf, mergeStatistics, mergeRefusal, fleetCalibration, fleetProfile, StatisticsMerger, parseFleetCalibration, STATISTICS_FORMAT, FLEET_CALIBRATION_FORMAT,
   type StatisticsBundle, type FleetCalibration,
 } from './shared-statistics.js';

@@ -182,6 +182,51 @@ export function mergeStatistics(bundles: StatisticsBundle[]): StatisticsBundle {
   });
 }
 
+/**
+ * Merges bundles as they arrive, one running merge per kind of statistics (model, graph,
+ * statistic), so an operator holds one bundle's worth per model however many devices
+ * answer. result() keeps the group of one model and lists everyone else with the reason.
+ */
+export class StatisticsMerger {
+  private readonly groups: Array<{ ref: StatisticsBundle; set: CollectorSet; devices: string[]; samples: number }> = [];
+  private readonly empty: string[] = [];
+
+  add(b: StatisticsBundle): void {
+    if (b.sampleCount === 0) {
+      this.empty.push(...b.devices);
+      return;
+    }
+    const g = this.groups.find((x) => mergeRefusal(x.ref, b) === null);
+    if (!g) {
+      // The reference keeps the envelope only: the statistics live in the running merge.
+      this.groups.push({ ref: { ...b, tensors: [] }, set: collectorsOf(b), devices: [...b.devices], samples: b.sampleCount });
+      return;
+    }
+    g.set.merge(collectorsOf(b, g.ref.method));
+    g.devices.push(...b.devices);
+    g.samples += b.sampleCount;
+  }
+
+  /**
+   * The merge of the devices serving `sha256` (default: the model most devices serve), and
+   * why each other device was left out.
+   */
+  result(sha256?: string): { merged: StatisticsBundle | null; skipped: Array<{ device: string; reason: string }> } {
+    const candidates = this.groups.filter((g) => sha256 === undefined || g.ref.sourceModelSha256 === sha256);
+    const chosen = candidates.sort((a, b) => b.devices.length - a.devices.length)[0];
+    const skipped = this.empty.map((device) => ({ device, reason: 'no samples yet' }));
+    for (const g of this.groups) {
+      if (g === chosen) continue;
+      const reason = chosen ? mergeRefusal(chosen.ref, g.ref) ?? 'fewer devices than the group merged' : `serves another model than ${sha256}`;
+      skipped.push(...g.devices.map((device) => ({ device, reason })));
+    }
+    if (!chosen) return { merged: null, skipped };
+    const { ref } = chosen;
+    const merged = statisticsBundle(chosen.set, { sourceModelSha256: ref.sourceModelSha256, graph: ref.graph, equalization: ref.equalization, sampleCount: chosen.samples, devices: chosen.devices });
+    return { merged, skipped };
+  }
+}
+
 /** Ranges from (merged) statistics with `method`: what every device of the fleet applies. */
 export function fleetCalibration(bundle: StatisticsBundle, method: RangeMethod = bundle.method): FleetCalibration {
   const ranges = collectorsOf(bundle, method).ranges();

@@ -8,7 +8,7 @@ import { writeFileSync } from 'node:fs';
 import { Command, Option } from 'commander';
 import { OptionError, errorMessage } from '../common/errors.js';
 import { RANGE_METHODS, type RangeMethod } from '../calibration/methods.js';
-import { fleetCalibration, mergeRefusal, mergeStatistics, parseStatistics, type FleetCalibration, type StatisticsBundle } from '../calibration/index.js';
+import { StatisticsMerger, fleetCalibration, parseStatistics, type FleetCalibration, type StatisticsBundle } from '../calibration/index.js';
 import { fleetCalibrationCommand, fleetCalibrationTopic, type DeviceReply, type FleetClient } from '../fleet/index.js';
 import { nonNegativeNumber } from './args.js';
 import { connection, table, withConnection, type ConnOpts } from './fleet-io.js';
@@ -48,47 +48,31 @@ interface Collected {
 }
 
 /**
- * Asks each device for its statistics and merges those of the model most of them serve (or
- * --model-sha); the others are listed with the reason they were left out.
+ * Asks each device for its statistics and merges them as they arrive; the merge kept is of
+ * the model most devices serve (or --model-sha), and the others are listed with the reason.
  */
 async function collect(c: FleetClient, devices: string[], o: ConnOpts & Selection): Promise<Collected> {
-  const replies = await c.request(devices, 'stats', {}, { timeoutMs: o.timeout });
+  const merger = new StatisticsMerger();
   const rows: DeviceRow[] = [];
-  const bundles: StatisticsBundle[] = [];
-  for (const r of replies) {
-    if (r.status !== 'ok') {
-      rows.push({ device: r.device, state: 'error', reason: r.error, bytes: r.bytes });
-      continue;
-    }
-    try {
-      bundles.push(parseStatistics(r.data, `statistics of ${r.device}`));
-    } catch (err) {
-      rows.push({ device: r.device, state: 'error', reason: errorMessage(err), bytes: r.bytes });
-    }
-  }
+  const samples = new Map<string, { samples: number; bytes: number }>();
+  const replies = await c.request(devices, 'stats', {}, {
+    timeoutMs: o.timeout,
+    onReply: (r) => {
+      if (r.status !== 'ok') return void rows.push({ device: r.device, state: 'error', reason: r.error, bytes: r.bytes });
+      try {
+        const b = parseStatistics(r.data, `statistics of ${r.device}`);
+        samples.set(r.device, { samples: b.sampleCount, bytes: r.bytes });
+        merger.add(b);
+      } catch (err) {
+        rows.push({ device: r.device, state: 'error', reason: errorMessage(err), bytes: r.bytes });
+      }
+    },
+  });
   for (const d of devices) if (!replies.some((r) => r.device === d)) rows.push({ device: d, state: 'timeout', reason: `no answer in ${o.timeout} ms` });
-  const bytes = replies.reduce((a, r) => a + r.bytes, 0);
-  const bytesOf = (b: StatisticsBundle) => replies.find((r) => r.device === b.devices[0])?.bytes;
-  const sha = o.modelSha ?? mostCommon(bundles.map((b) => b.sourceModelSha256));
-  const ref = bundles.find((b) => b.sourceModelSha256 === sha && b.sampleCount > 0);
-  const mergeable: StatisticsBundle[] = [];
-  for (const b of bundles) {
-    const row = { device: b.devices[0], samples: b.sampleCount, bytes: bytesOf(b) };
-    const refusal = b.sampleCount === 0 ? 'no samples yet' : ref ? mergeRefusal(ref, b) : `serves another model than --model-sha ${sha}`;
-    if (refusal) rows.push({ ...row, state: 'skipped', reason: refusal });
-    else {
-      mergeable.push(b);
-      rows.push({ ...row, state: 'merged' });
-    }
-  }
-  const merged = mergeable.length ? mergeStatistics(mergeable) : null;
-  return { rows: sortRows(rows), merged, mergedFrom: mergeable.map((b) => b.devices[0]), bytes };
-}
-
-function mostCommon(values: string[]): string | undefined {
-  const counts = new Map<string, number>();
-  for (const v of values) counts.set(v, (counts.get(v) ?? 0) + 1);
-  return [...counts].sort((a, b) => b[1] - a[1])[0]?.[0];
+  const { merged, skipped } = merger.result(o.modelSha);
+  for (const s of skipped) rows.push({ device: s.device, state: 'skipped', reason: s.reason, ...samples.get(s.device) });
+  for (const d of merged?.devices ?? []) rows.push({ device: d, state: 'merged', ...samples.get(d) });
+  return { rows: sortRows(rows), merged, mergedFrom: merged?.devices ?? [], bytes: replies.reduce((a, r) => a + r.bytes, 0) };
 }
 
 function sortRows(rows: DeviceRow[]): DeviceRow[] {

@@ -32,6 +32,17 @@ export interface DeviceReply {
   bytes: number;
 }
 
+export interface RequestOptions {
+  timeoutMs?: number;
+  /** Devices a fleet-wide request waits for (named targets are always waited for). */
+  expect?: string[];
+  /**
+   * Sees each answer as it arrives; the returned replies then carry no data, so answers
+   * as large as statistics are not all held at once.
+   */
+  onReply?: (reply: DeviceReply) => void;
+}
+
 export interface DeviceStatus {
   device: string;
   state: string;
@@ -133,7 +144,7 @@ export class FleetClient {
    * collects answers until every expected device answered or the timeout. Named devices are
    * expected; a fleet-wide request expects `opts.expect` (else waits out the timeout).
    */
-  async request(target: string | string[] | null, command: string, args: Record<string, unknown> = {}, opts: { timeoutMs?: number; expect?: string[] } = {}): Promise<DeviceReply[]> {
+  async request(target: string | string[] | null, command: string, args: Record<string, unknown> = {}, opts: RequestOptions = {}): Promise<DeviceReply[]> {
     const transaction = randomBytes(8).toString('hex');
     const targets = target === null ? [null] : Array.isArray(target) ? target : [target];
     const bodyFor = (t: string | null): Record<string, unknown> => {
@@ -167,7 +178,10 @@ export class FleetClient {
         r = { status: 'error' as const, data: null, error: (err as Error).message };
       }
       if (r === null) return; // more parts to come
-      replies.set(d.device, { device: d.device, status: r.status === 'ok' ? 'ok' : 'error', data: r.data ?? null, error: r.error, ms: Date.now() - t0, bytes: assembler.bytes });
+      const reply: DeviceReply = { device: d.device, status: r.status === 'ok' ? 'ok' : 'error', data: r.data ?? null, error: r.error, ms: Date.now() - t0, bytes: assembler.bytes };
+      assemblers.delete(d.device);
+      opts.onReply?.(reply);
+      replies.set(d.device, opts.onReply ? { ...reply, data: null } : reply);
       if (expect && [...expect].every((e) => replies.has(e))) done();
     });
     try {

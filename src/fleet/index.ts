@@ -1,7 +1,7 @@
 // Fleet over MQTT: the device side (FleetMember), the operator side (FleetClient) and the
 // pieces they share (topics, signing, bounded queue, backoff, latency recorder).
 export { FleetMember, type FleetAgent, type FleetMemberOptions, type ResponseBody } from './member.js';
-export { FleetClient, type FleetClientOptions, type DeviceReply } from './client.js';
+export { FleetClient, type FleetClientOptions, type DeviceReply, type RequestOptions } from './client.js';
 export { FleetConnection, resolvePassword, readTlsFiles, redactUrl, type ConnectionOptions, type ConnectionStats } from './connection.js';
 export { startEmbeddedBroker, EMBEDDED_DEFAULT_PORT, type EmbeddedBroker } from './broker.js';
 export { Backoff, type BackoffOptions } from './backoff.js';

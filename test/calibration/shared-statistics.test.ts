@@ -3,7 +3,7 @@
 // merge refuses what does not belong together.
 import { describe, expect, it } from 'vitest';
 import {
-  CollectorSet, RANGE_METHODS, collectorsOf, fleetCalibration, mergeRefusal, mergeStatistics, parseFleetCalibration, parseStatistics, statisticsBundle,
+  CollectorSet, RANGE_METHODS, StatisticsMerger, collectorsOf, fleetCalibration, mergeRefusal, mergeStatistics, parseFleetCalibration, parseStatistics, statisticsBundle,
   type RangeMethod, type StatisticsBundle,
 } from '../../src/calibration/index.js';
 import { DataError, OptionError } from '../../src/common/index.js';
@@ -73,6 +73,25 @@ describe('shared statistics', () => {
     expect(mergeRefusal(ref, { ...ref, options: { ...ref.options, bins: 1024 } })).toMatch(/1024 bins/);
     expect(() => mergeStatistics([ref, { ...ref, graph: 'g2' }])).toThrow(OptionError);
     expect(() => mergeStatistics([])).toThrow(OptionError);
+  });
+
+  it('StatisticsMerger merges as bundles arrive and keeps the model most devices serve', () => {
+    const parts = scenes();
+    const merger = new StatisticsMerger();
+    const other = { ...device('mse', parts[0], 'other-model'), sourceModelSha256: 'b'.repeat(64) };
+    merger.add(other);
+    parts.forEach((d, k) => merger.add(device('mse', d, `dev-${k}`)));
+    merger.add({ ...device('mse', parts[0], 'fresh'), sampleCount: 0 });
+    const { merged, skipped } = merger.result();
+    expect(merged!.devices).toEqual(['dev-0', 'dev-1', 'dev-2']);
+    expect(collectorsOf(merged!).ranges()).toEqual(collectorsOf(mergeStatistics(parts.map((d, k) => device('mse', d, `dev-${k}`)))).ranges());
+    expect(skipped).toEqual([
+      { device: 'fresh', reason: 'no samples yet' },
+      { device: 'other-model', reason: expect.stringMatching(/another model/) },
+    ]);
+    // Asked for the other model, the three are the ones left out.
+    expect(merger.result('b'.repeat(64)).merged!.devices).toEqual(['other-model']);
+    expect(merger.result('c'.repeat(64)).merged).toBeNull();
   });
 
   it('parseStatistics names what is wrong with a file', () => {

@@ -199,6 +199,20 @@ describe.skipIf(skipReason !== null)(`fleet over MQTT`, () => {
     expect(after).toBe(before);
   });
 
+  it('stats answers with statistics, never inputs; apply refuses a calibration of another model before any work', async () => {
+    const s = await one('dev-a', 'stats', {}, noKey); // read-only: no signature needed
+    expect(s).toMatchObject({ status: 'ok', data: { format: 'calibd-stats', version: 1, sourceModelSha256: expect.stringMatching(/^[0-9a-f]{64}$/), devices: ['dev-a'] } });
+    const bundle = s.data as any;
+    expect(bundle.sampleCount).toBeGreaterThan(0);
+    expect(bundle.tensors.length).toBeGreaterThan(0);
+    const calibration = { format: 'calibd-ranges', version: 1, sourceModelSha256: 'b'.repeat(64), graph: bundle.graph, method: 'mse', devices: ['x'], sampleCount: 1, createdAt: '', ranges: [] };
+    const before = ((await one('dev-a', 'status')).data as any).calibration.version;
+    expect(await one('dev-a', 'apply', { calibration })).toMatchObject({ status: 'error', data: { code: 'model-mismatch' }, error: expect.stringMatching(/this device serves/) });
+    expect(await one('dev-a', 'apply', { calibration: { ...calibration, sourceModelSha256: bundle.sourceModelSha256, graph: 'other' } })).toMatchObject({ status: 'error', data: { code: 'model-mismatch' } });
+    expect(await one('dev-a', 'apply', { calibration: { format: 'nope' } })).toMatchObject({ status: 'error', data: { code: 'data' } });
+    expect(((await one('dev-a', 'status')).data as any).calibration.version).toBe(before);
+  });
+
   it('buffer/clear empties the buffer; recalibrate then fails cleanly', async () => {
     expect(await one('dev-b', 'buffer/clear', { all: true })).toMatchObject({ status: 'error', error: expect.stringMatching(/unknown field 'all'/), data: { hint: 'this command takes no arguments' } });
     const { test } = loadMnistSplit();
@@ -257,7 +271,7 @@ describe.skipIf(skipReason !== null)(`fleet over MQTT`, () => {
   it('with a signing key: unsigned, expired, tampered and replayed commands are refused', async () => {
     // Read-only commands need no signature.
     expect(await one('dev-a', 'status', {}, noKey)).toMatchObject({ status: 'ok' });
-    for (const [cmd, args] of [['recalibrate', {}], ['rollback', {}], ['config/set', { key: 'sampling.oneIn', value: 7 }], ['buffer/clear', {}]] as const) {
+    for (const [cmd, args] of [['recalibrate', {}], ['rollback', {}], ['config/set', { key: 'sampling.oneIn', value: 7 }], ['buffer/clear', {}], ['apply', { calibration: {} }]] as const) {
       expect(await one('dev-a', cmd, args, noKey), cmd).toMatchObject({ status: 'error', data: { code: 'unauthorized' }, error: expect.stringMatching(/missing or malformed signature/) });
     }
     expect((await one('dev-a', 'config/get', { key: 'sampling.oneIn' })).data).toMatchObject({ value: 3 });

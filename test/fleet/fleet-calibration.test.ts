@@ -23,6 +23,8 @@ import { drift, type DriftSpec } from '../../scripts/lib/drift.js';
 import { inferDigits, mqttConfig, startDaemon, waitFor, type Daemon } from '../helpers/daemon.js';
 import { mosquittoSkipReason, startBroker, type TestBroker } from '../helpers/mosquitto.js';
 import { paths, repoRoot } from '../helpers/paths.js';
+import { readModel } from '../../src/onnx/index.js';
+import { readProfile } from '../../src/quant/index.js';
 
 const SCENES: Record<string, DriftSpec> = {
   dusk: { severity: 1, gain: 0.5, background: 0, noise: 0 },
@@ -173,6 +175,26 @@ describe.skipIf(skipReason !== null)('fleet calibration from merged statistics',
     const s = await daemons.get('dusk')!.status();
     expect(s.calibration.version).toBe(out.devices.find((d) => d.device === 'dusk')!.version);
   }, 180_000);
+
+  it('fleet stats saves the statistics, and calibrate --stats rebuilds the same ranges offline', async () => {
+    const pw = join(dir, 'operator.pw');
+    const file = join(dir, 'fleet-stats.json');
+    const r = await runCli(['fleet', 'stats', '--all', '--broker', broker.url, '--username', 'operator', '--password-file', pw, '--out', file]);
+    expect(r.code, r.stderr + r.stdout).toBe(0);
+    expect(r.stdout).toMatch(/wrote .*fleet-stats.json: 4 tensors, \d+ samples from 3 devices/);
+    const out = join(dir, 'offline.onnx');
+    const c = await runCli(['calibrate', '--model', paths.mnistModel, '--stats', file, '--out', out]);
+    expect(c.code, c.stderr + c.stdout).toBe(0);
+    expect(c.stdout).toMatch(/from the statistics of 3 devices/);
+    const offline = readProfile(readModel(out))!;
+    const onDevice = readProfile(readModel(fleetModel.get('dusk')!))!;
+    expect(offline.fleet).toMatchObject({ devices: 3 });
+    for (const [t, cal] of Object.entries(onDevice.tensors)) expect([t, offline.tensors[t].min, offline.tensors[t].max]).toEqual([t, cal.min, cal.max]);
+    // Statistics of another model are refused with the code that says so.
+    const wrong = await runCli(['calibrate', '--model', paths.ocrClassifier, '--stats', file, '--out', join(dir, 'x.onnx')]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/statistics are of model sha256 .* not of/);
+  }, 120_000);
 
   it('a fresh device with firstBoot: fleet serves the fleet calibration from its first request, and beats data-free on the union of scenes', async () => {
     const d = await startDevice('newcomer', { firstBoot: 'fleet' });
