@@ -42,7 +42,12 @@ async function bundlesOf(path: string, sets: Array<{ data: Float32Array; dims: n
   for (const set of sets) {
     const c = await Calibrator.create(readModel(path), { method: 'mse' });
     try {
-      await c.observeAll(arraySource({ [inputName]: set }));
+      // Sample by sample with the daemon's default fading (recalibration.forgetting 0.98), so
+      // the counts are the full-precision weights a daemon sends, not integers.
+      for await (const batch of arraySource({ [inputName]: set }).batches(1)) {
+        c.decay(0.98);
+        await c.observe(batch);
+      }
       out.push(c.statisticsBundle(['template']));
     } finally {
       await c.release();

@@ -74,21 +74,41 @@ export function statisticsBundle(set: CollectorSet, about: { sourceModelSha256: 
   };
 }
 
-/** Dense histogram counts → [zeros skipped, count, zeros skipped, count, …]. */
+/**
+ * Significant digits a faded (non-integer) count travels with. A daemon's counts are
+ * weights faded sample by sample, full doubles that deflate poorly; six digits halve the
+ * message, and a relative change of 5e-7 in a bin's weight moves no estimator. Integer
+ * counts (nothing faded) travel exactly.
+ */
+const COUNT_DIGITS = 6;
+
+function compactCount(c: number): number {
+  return Number.isInteger(c) ? c : Number(c.toPrecision(COUNT_DIGITS));
+}
+
+/**
+ * Dense histogram counts → [zeros skipped, count, zeros skipped, count, …]. The total is
+ * the sum of the counts sent, so quantiles stay consistent with them.
+ */
 function compactState(state: unknown): unknown {
   const s = state as Partial<HistogramJSON>;
   if (s?.kind !== 'histogram' || !Array.isArray(s.counts)) return state;
   const sparse: number[] = [];
   let gap = 0;
+  let total = 0;
+  let exact = true;
   for (const c of s.counts) {
     if (c === 0) gap++;
     else {
-      sparse.push(gap, c);
+      const sent = compactCount(c);
+      exact &&= sent === c;
+      sparse.push(gap, sent);
+      total += sent;
       gap = 0;
     }
   }
   const { counts: _dense, ...rest } = s;
-  return { ...rest, sparse };
+  return { ...rest, ...(exact ? {} : { total }), sparse };
 }
 
 function denseState(state: unknown, name: string): unknown {

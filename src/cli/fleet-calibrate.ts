@@ -85,11 +85,8 @@ function printRows(rows: DeviceRow[], columns: string[]): void {
 }
 
 function resultOf(r: DeviceRow): string {
-  const f = r.figures ?? {};
-  const metric = f.metricValue !== undefined ? `metric ${f.metricValue}${f.activeMetricValue !== undefined ? ` (active ${f.activeMetricValue})` : ''}, ` : '';
-  const figures = f.agreement !== undefined ? `${metric}agreement ${f.agreement}%, SQNR ${f.sqnrDb} dB` : '';
-  const head = r.version !== undefined ? `v${r.version}` : '';
-  return [head, figures, r.reason].filter(Boolean).join(': ');
+  // The device's gate reason already says the metric against the active calibration.
+  return [r.version !== undefined ? `v${r.version}` : '', r.reason].filter(Boolean).join(': ');
 }
 
 /** Applies `calibration` on each device; returns a row per device. */

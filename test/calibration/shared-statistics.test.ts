@@ -50,6 +50,22 @@ describe('shared statistics', () => {
     expect(collectorsOf(parseStatistics(JSON.parse(JSON.stringify(b)))).ranges()).toEqual(set.ranges());
   });
 
+  it('faded counts travel with six significant digits, and the total is their sum', () => {
+    const set = new CollectorSet('percentile');
+    const [data] = scenes();
+    for (let i = 0; i < 20; i++) {
+      set.decay(0.98);
+      set.update('t', data[0].subarray(i * 1000, (i + 1) * 1000));
+    }
+    const back = collectorsOf(parseStatistics(JSON.parse(JSON.stringify(statisticsBundle(set, about(['d']))))));
+    const [a, b] = [set.get('t')!.toJSON() as any, back.get('t')!.toJSON() as any];
+    expect(b.state.counts.length).toBe(a.state.counts.length);
+    a.state.counts.forEach((c: number, i: number) => expect(Math.abs(b.state.counts[i] - c)).toBeLessThanOrEqual(c * 5e-6));
+    expect(b.state.total).toBeCloseTo(b.state.counts.reduce((s: number, c: number) => s + c, 0), 9);
+    const [ra, rb] = [set.ranges().get('t')!, back.ranges().get('t')!];
+    expect(Math.abs(rb.max - ra.max)).toBeLessThan((ra.max - ra.min) * 1e-4);
+  });
+
   it('histograms serve any method, minmax included; extremes serve minmax only', () => {
     const [data] = scenes();
     const hist = device('percentile', data, 'd');
