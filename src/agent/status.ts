@@ -33,6 +33,8 @@ export function statusReport(p: StatusParts): Record<string, unknown> {
       method: active?.method ?? 'fp32',
       createdAt: active ? new Date(active.createdAt).toISOString() : null,
       figures: active?.figures ?? {},
+      // Set when the active calibration came from the fleet's merged statistics.
+      ...(fleetOf(active) ? { fleet: fleetOf(active) } : {}),
       running: p.running,
       liveMethod: p.liveMethod,
     },
@@ -41,6 +43,10 @@ export function statusReport(p: StatusParts): Record<string, unknown> {
     drift: { score: round(p.driftScore, 4), threshold: config.recalibration.driftThreshold },
     engine: p.engine,
   };
+}
+
+function fleetOf(r: ProfileRecord | null): unknown {
+  return (r?.profile as { fleet?: unknown } | undefined)?.fleet;
 }
 
 /** The newest 100 versions, newest first. */
@@ -53,6 +59,7 @@ export function calibrationList(profiles: ProfileRecord[]): unknown[] {
     sampleCount: p.sampleCount,
     createdAt: new Date(p.createdAt).toISOString(),
     figures: p.figures,
+    ...(fleetOf(p) ? { fleet: fleetOf(p) } : {}),
     // False once retention pruned its file (or for rejected ones): not a rollback target.
     hasModel: p.modelPath !== null,
   }));

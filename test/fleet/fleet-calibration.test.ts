@@ -173,7 +173,7 @@ describe.skipIf(skipReason !== null)('fleet calibration from merged statistics',
     }
     // The status each device publishes names the fleet calibration.
     const s = await daemons.get('dusk')!.status();
-    expect(s.calibration.version).toBe(out.devices.find((d) => d.device === 'dusk')!.version);
+    expect(s.calibration).toMatchObject({ version: out.devices.find((d) => d.device === 'dusk')!.version, fleet: { devices: 3, sampleCount: out.calibration.sampleCount } });
   }, 180_000);
 
   it('fleet stats saves the statistics, and calibrate --stats rebuilds the same ranges offline', async () => {
@@ -199,7 +199,7 @@ describe.skipIf(skipReason !== null)('fleet calibration from merged statistics',
   it('a fresh device with firstBoot: fleet serves the fleet calibration from its first request, and beats data-free on the union of scenes', async () => {
     const d = await startDevice('newcomer', { firstBoot: 'fleet' });
     const s = await d.status();
-    expect(s.calibration).toMatchObject({ version: 1, method: 'mse' });
+    expect(s.calibration).toMatchObject({ version: 1, method: 'mse', fleet: { devices: 3 } });
     expect(s.serving).toBe('int8');
     const union = { images: new Float32Array(SCORED * 3 * IMAGE_SIZE), labels: new Uint8Array(SCORED * 3) };
     DEVICES.forEach((id, k) => {
