@@ -5,7 +5,8 @@
 // technique ablation (equalization × bias correction on the OCR models and MNIST);
 // `--models` prints calibration memory and time on the real PaddleOCR
 // models instead (scripts/bench/models.ts); `--fleet` a fleet calibration of 200 simulated
-// members against mosquitto (scripts/bench/fleet.ts); `--daemon-detector` the daemon serving the PaddleOCR
+// members against mosquitto (scripts/bench/fleet.ts), `--fleet-detector` three detector
+// daemons in different scenes calibrated together (scripts/bench/fleet-detector.ts); `--daemon-detector` the daemon serving the PaddleOCR
 // detector (scripts/bench/daemon-detector.ts), and with `--default-config` the daemon as
 // `CALIBD_MODEL=… npm start` runs it; `--no-auto` skips the per-layer selection section.
 //
@@ -31,6 +32,7 @@ import { mnistMethodTable, ocrMethodTable, methodTableMarkdown } from './bench/m
 import { ablationMarkdown, ablationTable } from './bench/ablation.js';
 import { modelsBench } from './bench/models.js';
 import { fleetBench } from './bench/fleet.js';
+import { fleetDetectorBench } from './bench/fleet-detector.js';
 import { daemonDetectorBench } from './bench/daemon-detector.js';
 import { loadMnistSplit, IMAGE_SIZE } from './lib/mnist-data.js';
 import type { BenchRow } from './bench/row.js';
@@ -157,6 +159,7 @@ async function main() {
   if (args.has('--methods')) return methods();
   if (args.has('--ablation')) return ablation();
   if (args.has('--models')) return report(await modelsBench(repoRoot, { quick, log }));
+  if (args.has('--fleet-detector')) return report(await fleetDetectorBench(repoRoot, { quick, log }));
   if (args.has('--fleet')) return report(await fleetBench(repoRoot, { quick, log, members: Number(process.argv.find((a) => a.startsWith('--members='))?.slice(10) ?? 200) }));
   if (args.has('--daemon-detector')) return report(await daemonDetectorBench(repoRoot, { quick, log, defaultConfig: args.has('--default-config') }));
   const { train, test } = loadMnistSplit();

@@ -22,7 +22,8 @@ function rssMb(pid: number): number {
   return Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? NaN) / 1024;
 }
 
-async function infer(d: DaemonProcess, page: Float32Array): Promise<number> {
+/** One page through the daemon's binary KServe v2 route; returns the HTTP status. */
+export async function infer(d: DaemonProcess, page: Float32Array): Promise<number> {
   const header = Buffer.from(JSON.stringify({ inputs: [{ name: 'x', shape: [1, 3, SIDE, SIDE], datatype: 'FP32', parameters: { binary_data_size: page.byteLength } }] }));
   const res = await fetch(d.url('/v2/models/ch_PP-OCRv4_det_infer/infer'), {
     method: 'POST',

@@ -68,7 +68,26 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
   const bar = process.stderr.isTTY ? new SingleBar({ format: 'calibrating [{bar}] {value}/{total} samples', clearOnComplete: true }, Presets.shades_classic) : null;
   const started = Date.now();
   bar?.start(source?.count ?? 64, 0);
-  const options: CalibrateOptions = {
+  const options: CalibrateOptions = { ...calibrateOptions(a), onProgress: (done) => bar?.update(done) };
+  try {
+    const result = a.auto ? await calibrateAuto(model, source, options, a) : await calibrate(model, source, options);
+    bar?.stop();
+    writeModel(result.model, a.out);
+    const p = result.profile;
+    process.stdout.write(
+      `wrote ${a.out}: ${p.method}, ${p.sampleCount} samples, ${p.quantizedNodes} nodes in INT8, ` +
+        `${Object.keys(p.tensors).length} activation tensors, ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
+    );
+    const selection = p.selection as SelectionResult | undefined;
+    if (selection) process.stdout.write(a.report ? formatSelection(selection, true) : formatSelection(selection, false));
+  } finally {
+    bar?.stop();
+  }
+}
+
+/** The calibration options the command line gives. */
+function calibrateOptions(a: CalibrateArgs): CalibrateOptions {
+  return {
     method: a.method,
     perChannel: !a.perTensor,
     exclude: a.exclude,
@@ -86,22 +105,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
     maxMemoryMB: a.maxMemory,
     ...(a.exactHistograms ? { thinHistograms: false } : {}),
     threads: a.threads,
-    onProgress: (done) => bar?.update(done),
   };
-  try {
-    const result = a.auto ? await calibrateAuto(model, source, options, a) : await calibrate(model, source, options);
-    bar?.stop();
-    writeModel(result.model, a.out);
-    const p = result.profile;
-    process.stdout.write(
-      `wrote ${a.out}: ${p.method}, ${p.sampleCount} samples, ${p.quantizedNodes} nodes in INT8, ` +
-        `${Object.keys(p.tensors).length} activation tensors, ${((Date.now() - started) / 1000).toFixed(1)} s\n`,
-    );
-    const selection = p.selection as SelectionResult | undefined;
-    if (selection) process.stdout.write(a.report ? formatSelection(selection, true) : formatSelection(selection, false));
-  } finally {
-    bar?.stop();
-  }
 }
 
 /**
@@ -146,16 +150,9 @@ async function calibrateFromStatistics(model: ModelProto, a: CalibrateArgs): Pro
   if (a.method === 'datafree' || a.auto) throw new OptionError(`--stats does not go with ${a.auto ? '--auto' : '--method datafree'}`, { hint: 'use --method minmax, percentile, entropy or mse' });
   const merged = mergeStatistics(a.stats!.map(readStatisticsFile));
   const calibrator = await Calibrator.create(model, {
-    method: a.method,
-    perChannel: !a.perTensor,
-    exclude: a.exclude,
-    symmetricActivations: a.symmetricActivations,
-    activationType: a.activationType,
-    reduceRange: a.reduceRange,
-    weightRange: a.weightRange,
+    ...calibrateOptions(a),
     biasCorrection: a.biasCorrection === 'datafree' ? 'datafree' : 'none',
     equalization: merged.equalization === 'weights' ? 'weights' : 'none',
-    threads: a.threads,
   });
   try {
     if (merged.sourceModelSha256 !== calibrator.sourceModelSha256) {
