@@ -135,7 +135,7 @@ async function calibrateAuto(model: ModelProto, source: SampleSource | null, opt
 }
 
 /** The folder --out writes into must exist, checked before any work so a long run is not lost. */
-function checkOutFolder(out: string): void {
+export function checkOutFolder(out: string): void {
   const folder = dirname(resolve(out));
   let isFolder = false;
   try {

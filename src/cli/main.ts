@@ -5,12 +5,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { ACTIVATION_TYPES, BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
+import { ACTIVATION_TYPES, BIAS_CORRECTIONS, DEFAULT_TRT_VERSION, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 import { positiveInt, positiveNumber } from './args.js';
 import { replayCommand } from './replay.js';
 import { PRESETS } from '../images/index.js';
+import { EXPORT_FORMATS, exportCommand } from './export.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command()
@@ -80,6 +81,18 @@ export async function run(argv: string[]): Promise<number> {
     .option('--json', 'print JSON')
     .action(async (model, o) => {
       await inspectCommand(model, o);
+    });
+
+  program
+    .command('export')
+    .description("write an INT8 model's calibration in another tool's format: tensorrt-cache, TensorRT's calibration cache for ONNX Runtime's TensorRT EP")
+    .argument('<model>', 'INT8 .onnx model written by calibd calibrate')
+    .addOption(new Option('--format <format>', 'what to write').choices([...EXPORT_FORMATS]).makeOptionMandatory())
+    .requiredOption('--out <file>', 'file to write, e.g. calib.cache')
+    .option('--trt-version <n>', `TensorRT version in the cache header, as TensorRT numbers it (default ${DEFAULT_TRT_VERSION}: 8.6.1)`, positiveInt)
+    .option('--fp32 <file>', 'the FP32 model the TensorRT EP will run: report how many cache names exist in it')
+    .action(async (model, o) => {
+      await exportCommand(model, o);
     });
 
   program
