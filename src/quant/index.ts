@@ -25,3 +25,4 @@ export {
   tensorrtCalibrationCache, cacheEntry, cacheHeader, cacheScale, float32Bits, DEFAULT_TRT_VERSION,
   type CacheEntry, type TensorRTCache,
 } from './tensorrt-cache.js';
+export { QUANT_TARGETS, checkTargetOptions, targetWeightRange, type QuantTarget } from './target.js';
