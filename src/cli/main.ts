@@ -5,7 +5,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { ACTIVATION_TYPES, BIAS_CORRECTIONS, DEFAULT_TRT_VERSION, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
+import { ACTIVATION_TYPES, BIAS_CORRECTIONS, DEFAULT_TRT_VERSION, EQUALIZATIONS, QUANT_TARGETS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 import { positiveInt, positiveNumber } from './args.js';
@@ -28,6 +28,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--data <dir>', 'folder or file of samples: float32 .npy, or JPEG/PNG/WebP images with --preprocess; NAME=DIR once per input for several', collect, [])
     .option('--preprocess <spec>', `how images become tensors: a preset (${Object.keys(PRESETS).join(', ')}), a .json/.yaml spec file or inline JSON`)
     .addOption(new Option('--method <method>', 'range estimator').choices([...CALIBRATION_METHODS]).default('mse'))
+    .addOption(new Option('--target <runtime>', 'runtime the INT8 model is for: ort (ONNX Runtime CPU) or tensorrt (explicit quantization: int8 zero-point 0, Q/DQ on weighted layers\' inputs, opset 13)').choices([...QUANT_TARGETS]).default('ort'))
     .option('--per-channel', 'one weight scale per output channel (the default)')
     .option('--per-tensor', 'one weight scale per weight tensor')
     .option('--samples <n>', 'use at most N samples', positiveInt)

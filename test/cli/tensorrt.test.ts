@@ -1,5 +1,5 @@
-// `calibd export --format tensorrt-cache`, run as the real binary (bin/calibd.js → dist/)
-// on INT8 models calibrated from the bundled MNIST CNN.
+// The Jetson/TensorRT commands, run as the real binary (bin/calibd.js → dist/) on the
+// bundled MNIST CNN: `calibd export --format tensorrt-cache` and `calibd calibrate --target tensorrt`.
 import { describe, expect, it, beforeAll } from 'vitest';
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync } from 'node:fs';
@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { writeNpy } from '../../src/common/index.js';
 import { readModel, writeModel } from '../../src/onnx/index.js';
+import { readProfile } from '../../src/quant/index.js';
 import { loadMnistSplit, IMAGE_SIZE } from '../../scripts/lib/mnist-data.js';
 import { paths, repoRoot } from '../helpers/paths.js';
 
@@ -78,5 +79,42 @@ describe('calibd export --format tensorrt-cache', () => {
   it('refuses an --fp32 model that is quantized, and an --out folder that does not exist', () => {
     refused([int8, '--fp32', int8], join(dir, 'q.cache'), /--fp32 .*int8\.onnx is already quantized: pass the FP32 model/);
     refused([int8], join(dir, 'nowhere', 'x.cache'), /--out .*x\.cache: folder .*nowhere does not exist/);
+  });
+});
+
+describe('calibd calibrate --target tensorrt', () => {
+  it('writes a TensorRT Q/DQ model whose profile, inspect and export name the target', () => {
+    const out = join(dir, 'trt.onnx');
+    const c = calibd('calibrate', '--model', paths.mnistModel, '--data', join(dir, 'calib'), '--target', 'tensorrt', '--out', out);
+    expect(c.stderr).toBe('');
+    expect(c.code).toBe(0);
+    const profile = readProfile(readModel(out))!;
+    expect(profile.options).toMatchObject({ target: 'tensorrt', symmetricActivations: true, activationType: 'int8', weightRange: 'full' });
+    expect(calibd('inspect', out).stdout).toContain('target:        tensorrt');
+    const e = calibd('export', '--format', 'tensorrt-cache', out, '--out', join(dir, 'trt.cache'));
+    expect(e.code).toBe(0);
+    expect(e.stdout).toContain('this model is a TensorRT Q/DQ model too');
+  });
+
+  const refused: [string, string[], RegExp][] = [
+    ['--auto, which times ORT on this CPU', ['--auto'], /--auto times INT8 against FP32 with ONNX Runtime on this CPU, which says nothing about TensorRT: drop --auto with --target tensorrt/],
+    ['uint8 activations', ['--activation-type', 'uint8'], /target tensorrt takes int8 activations only/],
+    ['--reduce-range', ['--reduce-range'], /target tensorrt uses the full 8 bits/],
+  ];
+  for (const [what, extra, message] of refused) {
+    it(`refuses ${what} (exit 2, one line, no file)`, () => {
+      const out = join(dir, `refused-${extra[0].slice(2)}.onnx`);
+      const r = calibd('calibrate', '--model', paths.mnistModel, '--data', join(dir, 'calib'), '--target', 'tensorrt', ...extra, '--out', out);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
+      expect(existsSync(out)).toBe(false);
+    });
+  }
+
+  it('refuses an unknown target with the choices', () => {
+    const r = calibd('calibrate', '--model', paths.mnistModel, '--method', 'datafree', '--target', 'tflite', '--out', join(dir, 'x.onnx'));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/argument 'tflite' is invalid. Allowed choices are ort, tensorrt/);
   });
 });
