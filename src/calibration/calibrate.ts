@@ -9,7 +9,7 @@
 import { OptionError, calibdVersion } from '../common/index.js';
 import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
-  PROFILE_FORMAT, clampRange, resolveActivationType, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, resolveWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
+  PROFILE_FORMAT, checkTargetOptions, clampRange, resolveActivationType, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, targetWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
   type BiasCorrection, type CalibrationProfile, type Equalization, type EqualizationPair, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
 } from '../quant/index.js';
 import { ActivationTap, type ort } from '../runtime/index.js';
@@ -171,10 +171,15 @@ export class Calibrator {
   /** `samples` feed 'activations' equalization only; ranges are learnt by observe(). */
   static async create(fp32: ModelProto, given: CalibrateOptions, samples?: SampleSource): Promise<Calibrator> {
     // Resolved once, so every candidate of this calibrator uses the same weight range.
+    checkTargetOptions(given);
+    const tensorrt = given.target === 'tensorrt';
     const options: CalibrateOptions = {
       ...given,
-      weightRange: resolveWeightRange(given.weightRange, given.reduceRange),
-      activationType: resolveActivationType(given.activationType, given.symmetricActivations),
+      target: given.target ?? 'ort',
+      weightRange: targetWeightRange(given.target, given.weightRange, given.reduceRange),
+      // TensorRT's INT8 is symmetric (quant/target.ts), and the MSE search scores that grid.
+      ...(tensorrt ? { symmetricActivations: true, symmetricGrid: true } : {}),
+      activationType: resolveActivationType(given.activationType, tensorrt || given.symmetricActivations),
     };
     if (!CALIBRATION_METHODS.includes(options.method)) {
       throw new OptionError(`unknown calibration method '${options.method}'`, {
@@ -182,7 +187,7 @@ export class Calibrator {
         hint: `use one of ${CALIBRATION_METHODS.join(', ')}`,
       });
     }
-    const { model: prepared, equalized } = await equalizedModel(await prepareModel(fp32), options, samples);
+    const { model: prepared, equalized } = await equalizedModel(await prepareModel(fp32, 'model', options.target), options, samples);
     const plan = planQuantization(prepared, options);
     const measured = tensorsToCalibrate(plan);
     const extremesOnly = rangeMethodOf(options.method) === 'minmax';
@@ -493,6 +498,7 @@ export class Calibrator {
       sourceModelSha256: this.sourceSha,
       method: o.method,
       options: {
+        target: o.target ?? 'ort',
         perChannel: o.perChannel ?? true,
         symmetricActivations: o.symmetricActivations ?? false,
         activationType: resolveActivationType(o.activationType, o.symmetricActivations),

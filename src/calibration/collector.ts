@@ -20,6 +20,8 @@ export interface CollectorOptions {
   quantLevels?: number;
   /** Grid points for 'mse'; default 256. */
   levels?: number;
+  /** 'mse' scores clipping on a symmetric grid with zero-point 0 (target tensorrt); default false. */
+  symmetricGrid?: boolean;
 }
 
 export interface TensorCollector {
@@ -45,6 +47,8 @@ function resolveOptions(opts: CollectorOptions = {}): Resolved {
     percentile: opts.percentile ?? 99.999,
     quantLevels: opts.quantLevels ?? 128,
     levels: opts.levels ?? 256,
+    // Recorded only when set, so collectors saved before it existed read back alike.
+    ...(opts.symmetricGrid ? { symmetricGrid: true } : {}),
   };
   new Histogram(r.bins); // validates bins
   checkPercentile(r.percentile);

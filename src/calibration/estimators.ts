@@ -32,6 +32,9 @@
 // step s = (b - a) / (levels - 1). Every bin's count sits at its centre clamped to the
 // observed [min, max], c; its error per value is (a - c)^2 below R, (c - b)^2 above R and the
 // uniform rounding error s^2 / 12 inside R. The smallest T with the least total error wins.
+// With a symmetric grid (zero-point 0, as TensorRT quantizes) the steps are spread over
+// [-max(|a|, b), max(|a|, b)] whatever the tensor's sign: s = max(|a|, b) / (levels/2 - 1),
+// so a one-sided tensor pays for the half of the grid it never uses.
 // s^2/12 rather than the centre's own rounding error, because a bin's values are spread
 // over the grid, and the centre's rounding error would make the objective jump erratically
 // between neighbouring candidates.
@@ -53,6 +56,8 @@ export interface EntropyOptions {
 export interface MseOptions {
   /** Grid points across the range (256 for 8 bits). */
   levels?: number;
+  /** The quantizer's grid is symmetric around 0 with zero-point 0 (TensorRT), not fitted to [a, b]. */
+  symmetric?: boolean;
 }
 
 function checkLevels(name: string, v: number): void {
@@ -198,7 +203,7 @@ function bestKlCut(m: Float64Array, L: number): number {
 }
 
 /** Clipping threshold minimising expected squared quantization error; see the header. */
-export function mseRange(hist: Histogram, { levels = 256 }: MseOptions = {}): Range {
+export function mseRange(hist: Histogram, { levels = 256, symmetric = false }: MseOptions = {}): Range {
   checkMseLevels(levels);
   if (hist.empty) return { min: 0, max: 0 };
   const used = hist.usedRange();
@@ -222,7 +227,7 @@ export function mseRange(hist: Histogram, { levels = 256 }: MseOptions = {}): Ra
     const T = (t + 1) * width;
     const a = Math.min(0, Math.max(lo, -T));
     const b = Math.max(0, Math.min(hi, T));
-    const s = (b - a) / (levels - 1);
+    const s = symmetric ? Math.max(-a, b) / (levels / 2 - 1) : (b - a) / (levels - 1);
     // Centres are sorted, so the clipped bins are a prefix and a suffix; the rest all cost
     // s^2/12 per value.
     let err = 0;

@@ -19,6 +19,8 @@ export interface ResolvedMethodOptions {
   percentile: number;
   quantLevels: number;
   levels: number;
+  /** Quantization uses a symmetric grid with zero-point 0 (TensorRT); absent: fitted to the range. */
+  symmetricGrid?: boolean;
 }
 
 /** What a method keeps per tensor: extremes, or a histogram and the estimator run on it. */
@@ -60,7 +62,7 @@ const METHODS = {
   },
   mse: {
     measuresSamples: true,
-    observer: { kind: 'histogram', estimate: (h, o) => mseRange(h, { levels: o.levels }) },
+    observer: { kind: 'histogram', estimate: (h, o) => mseRange(h, { levels: o.levels, symmetric: o.symmetricGrid }) },
     profileOptions: bins,
   },
   datafree: {

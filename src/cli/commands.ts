@@ -1,6 +1,6 @@
 // The work behind each CLI subcommand.
 
-import type { ActivationTypeChoice } from '../quant/index.js';
+import type { ActivationTypeChoice, QuantTarget } from '../quant/index.js';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { SingleBar, Presets } from 'cli-progress';
@@ -11,7 +11,7 @@ import {
 } from '../calibration/index.js';
 import { readModel, writeModel, type ModelProto } from '../onnx/index.js';
 import { preprocessFromArgument } from '../images/index.js';
-import { readProfile, dequantizedName, type BiasCorrection, type CalibrationProfile, type Equalization, type WeightRangeChoice } from '../quant/index.js';
+import { checkTargetOptions, readProfile, dequantizedName, type BiasCorrection, type CalibrationProfile, type Equalization, type WeightRangeChoice } from '../quant/index.js';
 
 import { dataSource, readLabels } from './data.js';
 import { closest } from './suggest.js';
@@ -22,6 +22,7 @@ interface CalibrateArgs {
   model: string;
   data: string[];
   method: CalibrationMethod;
+  target?: QuantTarget;
   perChannel?: boolean;
   perTensor?: boolean;
   samples?: number;
@@ -55,6 +56,14 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
   if (a.perChannel && a.perTensor) {
     throw new OptionError('--per-channel and --per-tensor exclude each other', { hint: 'pass one of them' });
   }
+  if (a.auto && a.target === 'tensorrt') {
+    // --auto keeps INT8 where it is faster on this CPU with ONNX Runtime; TensorRT decides on the GPU.
+    throw new OptionError('--auto times INT8 against FP32 with ONNX Runtime on this CPU, which says nothing about TensorRT', {
+      value: 'auto',
+      hint: 'drop --auto with --target tensorrt (exclude nodes with --exclude instead)',
+    });
+  }
+  checkTargetOptions(a);
   checkOutFolder(a.out);
   const model = readModel(a.model);
   refuseQuantized(model, a.model, 'with --model');
@@ -89,6 +98,7 @@ export async function calibrateCommand(a: CalibrateArgs): Promise<void> {
 function calibrateOptions(a: CalibrateArgs): CalibrateOptions {
   return {
     method: a.method,
+    target: a.target,
     perChannel: !a.perTensor,
     exclude: a.exclude,
     symmetricActivations: a.symmetricActivations,
@@ -159,7 +169,7 @@ async function calibrateFromStatistics(model: ModelProto, a: CalibrateArgs): Pro
       throw new CalibdError('model-mismatch', `the statistics are of model sha256 ${merged.sourceModelSha256.slice(0, 12)}…, not of ${a.model} (${calibrator.sourceModelSha256.slice(0, 12)}…)`, { value: a.model, hint: 'pass the FP32 model the devices serve' });
     }
     if (merged.graph !== calibrator.graphKey) {
-      throw new CalibdError('model-mismatch', 'the statistics were measured on another prepared graph (equalization or --exclude differ)', { value: a.exclude ?? [], hint: 'use the devices\' recalibration settings' });
+      throw new CalibdError('model-mismatch', 'the statistics were measured on another prepared graph (equalization, --exclude or --target differ)', { value: a.exclude ?? [], hint: 'use the devices\' recalibration settings' });
     }
     const calibration = fleetCalibration(merged, a.method as RangeMethod);
     const result = calibrator.build(new Map(calibration.ranges.map(([t, min, max]) => [t, { min, max }])), fleetProfile(calibration));
@@ -186,7 +196,7 @@ function readStatisticsFile(file: string): StatisticsBundle {
 }
 
 /** The folder --out writes into must exist, checked before any work so a long run is not lost. */
-function checkOutFolder(out: string): void {
+export function checkOutFolder(out: string): void {
   const folder = dirname(resolve(out));
   let isFolder = false;
   try {
@@ -255,7 +265,7 @@ export async function evalCommand(a: EvalArgs): Promise<void> {
   const source = await dataSource(fp32, a.data, { limit: a.samples, preprocess });
   const labels = a.labels ? readLabels(a.labels, [...source.files.values()][0]) : undefined;
   // The INT8 graph was built from the optimised FP32 graph, so compare tensors there.
-  const reference = profile ? await prepareModel(fp32, a.fp32) : fp32;
+  const reference = profile ? await prepareModel(fp32, a.fp32, profile.options.target === 'tensorrt' ? 'tensorrt' : 'ort') : fp32;
   const rescaled = new Set(profile?.rescaledTensors ?? []);
   const pairs = new Map(Object.keys(profile?.tensors ?? {}).filter((t) => !rescaled.has(t)).map((t) => [t, dequantizedName(t)]));
   const metric = a.metric ? parseMetric(a.metric) : undefined;
@@ -285,6 +295,7 @@ function layerInput(prepared: ReturnType<typeof readModel>, p: CalibrationProfil
     prepared,
     ranges,
     options: {
+      target: o.target as QuantTarget | undefined,
       perChannel: o.perChannel as boolean | undefined,
       symmetricActivations: o.symmetricActivations as boolean | undefined,
       activationType: o.activationType as ActivationTypeChoice | undefined,

@@ -45,6 +45,7 @@ export function formatLayers(layers: LayerReport[]): string {
 export function formatInspect(path: string, p: CalibrationProfile): string {
   let s = `${path}\n`;
   s += `  method:        ${p.method} ${JSON.stringify(p.options)}\n`;
+  s += `  target:        ${typeof p.options.target === 'string' ? p.options.target : 'ort'}\n`;
   s += `  created:       ${p.createdAt} by calibd ${p.calibdVersion}\n`;
   s += `  source model:  sha256 ${p.sourceModelSha256}\n`;
   s += `  samples:       ${p.sampleCount}${p.rejectedSamples ? ` (${p.rejectedSamples} non-finite rejected)` : ''}\n`;

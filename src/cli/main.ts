@@ -5,12 +5,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { ACTIVATION_TYPES, BIAS_CORRECTIONS, EQUALIZATIONS, WEIGHT_RANGES } from '../quant/index.js';
+import { ACTIVATION_TYPES, BIAS_CORRECTIONS, DEFAULT_TRT_VERSION, EQUALIZATIONS, QUANT_TARGETS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 import { positiveInt, positiveNumber } from './args.js';
 import { replayCommand } from './replay.js';
 import { PRESETS } from '../images/index.js';
+import { EXPORT_FORMATS, exportCommand } from './export.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command()
@@ -28,6 +29,7 @@ export async function run(argv: string[]): Promise<number> {
     .option('--preprocess <spec>', `how images become tensors: a preset (${Object.keys(PRESETS).join(', ')}), a .json/.yaml spec file or inline JSON`)
     .option('--stats <files...>', 'calibrate from saved statistics (`calibd fleet stats --out`), merged exactly, instead of --data')
     .addOption(new Option('--method <method>', 'range estimator').choices([...CALIBRATION_METHODS]).default('mse'))
+    .addOption(new Option('--target <runtime>', 'runtime the INT8 model is for: ort (ONNX Runtime CPU) or tensorrt (explicit quantization: int8 zero-point 0, Q/DQ on weighted layers\' inputs, opset 13)').choices([...QUANT_TARGETS]).default('ort'))
     .option('--per-channel', 'one weight scale per output channel (the default)')
     .option('--per-tensor', 'one weight scale per weight tensor')
     .option('--samples <n>', 'use at most N samples', positiveInt)
@@ -81,6 +83,18 @@ export async function run(argv: string[]): Promise<number> {
     .option('--json', 'print JSON')
     .action(async (model, o) => {
       await inspectCommand(model, o);
+    });
+
+  program
+    .command('export')
+    .description("write an INT8 model's calibration in another tool's format: tensorrt-cache, TensorRT's calibration cache for ONNX Runtime's TensorRT EP")
+    .argument('<model>', 'INT8 .onnx model written by calibd calibrate')
+    .addOption(new Option('--format <format>', 'what to write').choices([...EXPORT_FORMATS]).makeOptionMandatory())
+    .requiredOption('--out <file>', 'file to write, e.g. calib.cache')
+    .option('--trt-version <n>', `TensorRT version in the cache header, as TensorRT numbers it (default ${DEFAULT_TRT_VERSION}: 8.6.1)`, positiveInt)
+    .option('--fp32 <file>', 'the FP32 model the TensorRT EP will run: report how many cache names exist in it')
+    .action(async (model, o) => {
+      await exportCommand(model, o);
     });
 
   program

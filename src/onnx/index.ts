@@ -15,4 +15,4 @@ export { ModelBuilder, valueInfo, type Dim } from './builder.js';
 export { foldConvAffine, channelValues, type FoldResult } from './fold.js';
 export { foldAffineIntoConv, forEachConvWeight } from './fold.js';
 export { fuseHardSwish, writtenOutHardSwish, type WrittenOutHardSwish } from './hardswish.js';
-export { liftToOpset10, LIFT_TARGET_OPSET, type LiftResult } from './opset.js';
+export { liftToOpset10, liftToOpset13, LIFT_TARGET_OPSET, QDQ_AXIS_OPSET, type LiftResult } from './opset.js';

@@ -21,3 +21,8 @@ export {
 } from './equalize.js';
 export { saturationInterval, saturationIntervals, clampRange } from './saturation.js';
 export { ACTIVATION_TYPES, activationTypeFor, resolveActivationType, type ActivationType, type ActivationTypeChoice } from './activation-type.js';
+export {
+  tensorrtCalibrationCache, cacheEntry, cacheHeader, cacheScale, float32Bits, DEFAULT_TRT_VERSION,
+  type CacheEntry, type TensorRTCache,
+} from './tensorrt-cache.js';
+export { QUANT_TARGETS, checkTargetOptions, targetWeightRange, type QuantTarget } from './target.js';

@@ -39,6 +39,8 @@ export function weightNames(weight: string, node: string) {
   return {
     quantized: `${base}__wq`, scale: `${base}__wscale`, zeroPoint: `${base}__wzp`, dequantized: `${base}__wdq`, node: `${base}__DequantizeWeight`,
     biasQuantized: `${base}__bq`, biasScale: `${base}__bscale`, biasZeroPoint: `${base}__bzp`, biasDequantized: `${base}__bdq`, biasNode: `${base}__DequantizeBias`,
+    /** A corrected bias kept float (TensorRT takes no int32 DequantizeLinear). */
+    biasFloat: `${base}__bias`,
   };
 }
 

@@ -23,6 +23,11 @@ export interface ActivationQuantOptions {
    * (min = 0) gets zero-point -128 so that it keeps all 256 levels.
    */
   symmetric?: boolean;
+  /**
+   * With symmetric: zero-point 0 for every tensor, non-negative ones too (scale amax/127),
+   * as TensorRT's INT8 has no other (target.ts).
+   */
+  zeroPointZero?: boolean;
   /** Type of an asymmetric range (default uint8); symmetric ranges are always int8. */
   type?: 'uint8' | 'int8';
   /** Use 7 bits: avoids overflow in the u8×s8 instructions of CPUs without VNNI. */
@@ -50,7 +55,7 @@ export function activationParams(range: Range, opts: ActivationQuantOptions = {}
   let hi = Math.max(0, range.max);
   if (opts.symmetric) {
     const [qmin, qmax] = qBounds('int8', opts.reduceRange);
-    if (lo === 0) {
+    if (lo === 0 && !opts.zeroPointZero) {
       // A non-negative tensor (a Relu output) uses the whole int8 range with zero-point
       // qmin: no resolution lost, and ORT only drops a Relu before Q when zp == qmin.
       return { scale: hi > 0 ? hi / (qmax - qmin) : 1, zeroPoint: qmin, type: 'int8' };

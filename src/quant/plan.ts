@@ -5,11 +5,18 @@
 
 import type { ActivationTypeChoice } from './activation-type.js';
 import { OptionError } from '../common/index.js';
-import { GraphIndex, onnxOpset, topologicalOrder, type ModelProto, type NodeProto } from '../onnx/index.js';
+import { GraphIndex, QDQ_AXIS_OPSET, onnxOpset, topologicalOrder, type ModelProto, type NodeProto } from '../onnx/index.js';
 import { PlanBuilder, ruleFor, type PlannedWeight } from './ops/index.js';
 import type { WeightRangeChoice } from './weight-range.js';
+import type { QuantTarget } from './target.js';
 
 export interface QuantizeOptions {
+  /**
+   * The runtime the INT8 model is for (target.ts): 'ort' (default) places Q/DQ where ONNX
+   * Runtime fuses them; 'tensorrt' writes TensorRT's explicit quantization (int8 with
+   * zero-point 0, Q/DQ on the inputs of weighted layers, float biases, opset 13).
+   */
+  target?: QuantTarget;
   /** One weight scale per output channel (default) or one per tensor. */
   perChannel?: boolean;
   /** int8 symmetric activations instead of uint8 asymmetric. */
@@ -50,6 +57,12 @@ export interface QuantizationPlan {
   smallConvs: string[];
   /** Compute node → the quantized tensor carrying its result (after a fused Relu/Clip). */
   outputOf: Map<string, string>;
+  /**
+   * Nodes that read a quantized tensor's dequantized copy; the others read the float
+   * tensor. null: every reader (ORT). For TensorRT, the weighted layers and residual Adds
+   * the pairs are for, as its Q/DQ belong to a layer's inputs.
+   */
+  dequantizedReaders: ReadonlySet<string> | null;
 }
 
 /**
@@ -83,7 +96,7 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
       const readers = index.consumersOf(out);
       return readers.length === 0 || index.graphOutputs.has(out) || readers.some((r) => !planned.has(keyOf.get(r)!));
     });
-    if (deadEnds.length === 0) return toPlan(built, onnxOpset(model));
+    if (deadEnds.length === 0) return toPlan(built, onnxOpset(model), options.target ?? 'ort');
     for (const [key] of deadEnds) skip.add(key);
   }
 }
@@ -92,12 +105,26 @@ export function planQuantization(model: ModelProto, options: QuantizeOptions = {
 function planOnce(model: ModelProto, index: GraphIndex, options: QuantizeOptions, skip: ReadonlySet<string>): PlanBuilder {
   const exclude = new Set([...(options.exclude ?? []), ...skip]);
   const isExcluded = (n: NodeProto) => exclude.has(n.name) || exclude.has(n.opType);
-  const plan = new PlanBuilder(index, { perChannel: options.perChannel ?? true, minConvReduction: options.minConvReduction ?? 0, isExcluded });
+  const target = options.target ?? 'ort';
+  const plan = new PlanBuilder(index, { perChannel: options.perChannel ?? true, minConvReduction: options.minConvReduction ?? 0, isExcluded, target });
   topologicalOrder(model.graph!).forEach((node, i) => {
     if (!isExcluded(node)) ruleFor(node.opType)?.plan(node, nodeKey(node, i), plan);
   });
-  if (plan.nodes.length > 0) checkOpsetLift(model);
+  if (plan.nodes.length > 0) {
+    if (target === 'tensorrt') checkTensorrtOpset(model);
+    else checkOpsetLift(model);
+  }
   return plan;
+}
+
+/** TensorRT's per-channel weights need DequantizeLinear's axis, which ai.onnx has from opset 13. */
+function checkTensorrtOpset(model: ModelProto): void {
+  const opset = onnxOpset(model);
+  if (opset >= QDQ_AXIS_OPSET) return;
+  throw new OptionError(`opset ${opset} model: target tensorrt needs opset ${QDQ_AXIS_OPSET}, the first whose DequantizeLinear takes a per-channel axis`, {
+    value: opset,
+    hint: "lift it first with liftToOpset13 (prepareModel does with target 'tensorrt'; calibd calibrate --target tensorrt always does)",
+  });
 }
 
 /** An INT8 graph below opset 10 is lifted to 10: refuse one whose ops change meaning there. */
@@ -113,7 +140,7 @@ function checkOpsetLift(model: ModelProto): void {
   }
 }
 
-function toPlan(built: PlanBuilder, opset: number): QuantizationPlan {
+function toPlan(built: PlanBuilder, opset: number, target: QuantTarget): QuantizationPlan {
   return {
     tensors: built.tensors,
     sharedWith: built.sharedWith,
@@ -123,6 +150,7 @@ function toPlan(built: PlanBuilder, opset: number): QuantizationPlan {
     qdqDomain: opset >= 13 ? '' : 'com.microsoft',
     smallConvs: built.smallConvs,
     outputOf: built.outputOf,
+    dequantizedReaders: target === 'tensorrt' ? new Set([...built.nodes, ...built.residualAdds]) : null,
   };
 }
 

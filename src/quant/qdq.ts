@@ -13,6 +13,8 @@
 //  - Add, Mul, Concat, pooling: quantized when every activation input already is;
 //  - MaxPool and shape ops (Flatten, Reshape, …) reuse their input's parameters, so ORT
 //    can drop the DQ→op→Q around them and run them on uint8 directly.
+// For TensorRT (target.ts) the plan holds only the inputs of weighted layers (and residual
+// inputs), activations are int8 with zero-point 0, and biases stay float.
 
 import { resolveActivationType } from './activation-type.js';
 import { create } from '@bufbuild/protobuf';
@@ -26,7 +28,7 @@ import {
   activationParams, fitBiasToInt32, qBounds, quantizeBias, quantizeWeights, weightScales,
   type ActivationQuantOptions, type QuantParams, type Range,
 } from './params.js';
-import { resolveWeightRange } from './weight-range.js';
+import { checkTargetOptions, targetWeightRange } from './target.js';
 import { dequantizeWeights, weightShift, type ConvLayout } from './bias-correction.js';
 import { MIN_FUSED_OPSET, nodeKey, type QuantizationPlan, type QuantizeOptions } from './plan.js';
 import { ORT_SELF_QUANTIZED_OPS, QDQ_ABSORBED_ACTIVATIONS, type PlannedWeight } from './ops/index.js';
@@ -47,7 +49,8 @@ export interface QuantizeStatistics {
 function correctedBias(
   node: NodeProto, bias: Float64Array, w: ArrayLike<number>, q: Int8Array, dims: number[], axis: number | null, scales: Float64Array, mean: ArrayLike<number> | undefined,
 ): Float64Array {
-  if (!mean) return bias;
+  // The analytical shift is worked out for Conv and Gemm layouts; ConvTranspose's is another.
+  if (!mean || node.opType === 'ConvTranspose') return bias;
   const layout: ConvLayout = node.opType === 'Gemm'
     ? { kind: 'gemm', dims, transB: attrInt(node, 'transB', 0) === 1 }
     : { kind: 'conv', dims, group: attrInt(node, 'group', 1) };
@@ -94,6 +97,7 @@ class QdqWriter {
   private readonly act: ActivationQuantOptions & { symmetric: boolean; reduceRange: boolean };
   private readonly actType: DataType;
   private readonly reducedWeights: boolean;
+  private readonly tensorrt: boolean;
   private readonly quantized: ReadonlySet<string>;
   /** Quantized graph outputs whose producer now writes `floatOutput(t)`. */
   private readonly renamedOutputs = new Map<string, string>();
@@ -105,11 +109,13 @@ class QdqWriter {
     options: QuantizeOptions,
   ) {
     this.index = new GraphIndex(graph);
-    const symmetric = options.symmetricActivations ?? false;
+    checkTargetOptions(options);
+    this.tensorrt = options.target === 'tensorrt';
+    const symmetric = this.tensorrt || (options.symmetricActivations ?? false);
     const type = resolveActivationType(options.activationType, symmetric);
-    this.act = { symmetric, reduceRange: options.reduceRange ?? false, type };
+    this.act = { symmetric, zeroPointZero: this.tensorrt, reduceRange: options.reduceRange ?? false, type };
     this.actType = type === 'int8' ? DataType.INT8 : DataType.UINT8;
-    this.reducedWeights = resolveWeightRange(options.weightRange, options.reduceRange) === 'reduced';
+    this.reducedWeights = targetWeightRange(options.target, options.weightRange, options.reduceRange) === 'reduced';
     this.quantized = new Set(plan.tensors);
   }
 
@@ -157,7 +163,8 @@ class QdqWriter {
   }
 
   /**
-   * Phase 1: every consumer of a quantized tensor reads its dequantized copy. A Conv/Gemm
+   * Phase 1: every consumer of a quantized tensor reads its dequantized copy (for TensorRT,
+   * only the layers the pair is for; the others keep the float tensor). A Conv/Gemm
    * left FP32 between a DequantizeLinear and a QuantizeLinear is quantized by ORT anyway
    * (its WeightBiasQuantization pass, per-tensor weights, and a Round op that opset-10
    * graphs cannot load). That pass only takes a per-tensor DQ: such a node reads its own DQ
@@ -166,9 +173,13 @@ class QdqWriter {
    */
   readDequantizedCopies(): Map<NodeProto, NodeProto[]> {
     const guards = new Map<NodeProto, NodeProto[]>();
+    const readers = this.plan.dequantizedReaders;
+    const keyOf = new Map(topologicalOrder(this.graph).map((n, i) => [n, nodeKey(n, i)]));
     for (const node of this.graph.node) {
+      if (readers && !readers.has(keyOf.get(node)!)) continue; // reads the float tensor
       const t0 = node.input[0];
-      const guarded = ORT_SELF_QUANTIZED_OPS.has(node.opType) && !this.plan.nodes.includes(node.name) && this.quantized.has(t0) && this.feedsQuantize(node);
+      // TensorRT quantizes nothing behind the model's back, and takes per-tensor activations only.
+      const guarded = !this.tensorrt && ORT_SELF_QUANTIZED_OPS.has(node.opType) && !this.plan.nodes.includes(node.name) && this.quantized.has(t0) && this.feedsQuantize(node);
       const channels = guarded ? this.inputChannels(node) : null;
       node.input = node.input.map((t, k) => {
         if (!this.quantized.has(t)) return t;
@@ -213,6 +224,8 @@ class QdqWriter {
    * writes `floatOutput(t)` and an Identity after the DequantizeLinear restores `t`.
    */
   keepGraphOutputNames(): void {
+    // Where only some readers take the dequantized copy, the graph output keeps the float tensor.
+    if (this.plan.dequantizedReaders) return;
     for (const t of this.plan.tensors) {
       const producer = this.index.producer.get(t);
       if (!producer || !this.index.graphOutputs.has(t)) continue;
@@ -247,19 +260,30 @@ class QdqWriter {
     if (w.bias !== null) {
       const bName = node.input[w.bias];
       const xName = sourceTensor(node.input[0]);
-      const x = this.paramsFor(xName);
-      const bias = correctedBias(node, tensorToNumbers(this.index.initializers.get(bName)!), values, q, dims, w.axis, scales, stats.inputMeans?.get(xName));
+      const original = tensorToNumbers(this.index.initializers.get(bName)!);
+      const bias = correctedBias(node, original, values, q, dims, w.axis, scales, stats.inputMeans?.get(xName));
       const delta = stats.biasDeltas?.get(w.node);
-      if (delta && delta.length === bias.length) for (let c = 0; c < bias.length; c++) bias[c] += delta[c];
-      // A channel whose weights are nearly zero (dead after BN folding) would need a bias
-      // beyond int32: its weight scale widens until the bias fits (its weights round to 0).
-      if (fitBiasToInt32(bias, x.scale, scales) > 0) q = quantizeWeights(values, dims, w.axis, scales);
-      const { values: qb, scales: bScales } = quantizeBias(bias, x.scale, scales);
-      this.addInitializer(makeTensor(names.biasQuantized, DataType.INT32, [qb.length], qb));
-      this.addInitializer(makeTensor(names.biasScale, DataType.FLOAT, [qb.length], bScales.map(Math.fround)));
-      this.addInitializer(makeTensor(names.biasZeroPoint, DataType.INT32, [qb.length], new Array(qb.length).fill(0)));
-      nodes.push(makeNode('DequantizeLinear', [names.biasQuantized, names.biasScale, names.biasZeroPoint], [names.biasDequantized], names.biasNode, { axis: 0 }, domain));
-      node.input[w.bias] = names.biasDequantized;
+      const shifted = delta !== undefined && delta.length === bias.length;
+      if (shifted) for (let c = 0; c < bias.length; c++) bias[c] += delta[c];
+      if (this.tensorrt) {
+        // TensorRT takes no int32 DequantizeLinear (target.ts): the bias stays float,
+        // a corrected copy when a correction changed it.
+        if (bias !== original || shifted) {
+          this.addInitializer(makeTensor(names.biasFloat, DataType.FLOAT, [bias.length], bias));
+          node.input[w.bias] = names.biasFloat;
+        }
+      } else {
+        const x = this.paramsFor(xName);
+        // A channel whose weights are nearly zero (dead after BN folding) would need a bias
+        // beyond int32: its weight scale widens until the bias fits (its weights round to 0).
+        if (fitBiasToInt32(bias, x.scale, scales) > 0) q = quantizeWeights(values, dims, w.axis, scales);
+        const { values: qb, scales: bScales } = quantizeBias(bias, x.scale, scales);
+        this.addInitializer(makeTensor(names.biasQuantized, DataType.INT32, [qb.length], qb));
+        this.addInitializer(makeTensor(names.biasScale, DataType.FLOAT, [qb.length], bScales.map(Math.fround)));
+        this.addInitializer(makeTensor(names.biasZeroPoint, DataType.INT32, [qb.length], new Array(qb.length).fill(0)));
+        nodes.push(makeNode('DequantizeLinear', [names.biasQuantized, names.biasScale, names.biasZeroPoint], [names.biasDequantized], names.biasNode, { axis: 0 }, domain));
+        node.input[w.bias] = names.biasDequantized;
+      }
     }
     const scaleDims = w.axis === null ? [] : [scales.length];
     this.addInitializer(makeTensor(names.quantized, DataType.INT8, dims, q));

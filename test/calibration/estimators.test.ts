@@ -76,10 +76,11 @@ function bruteEntropy(h: Histogram, quantLevels: number): { range: Range; cut: n
   return { range: { min: Math.max(h.min, -T), max: Math.min(h.max, T) }, cut: best };
 }
 
-function mseObjective(h: Histogram, T: number, levels: number): number {
+function mseObjective(h: Histogram, T: number, levels: number, symmetric = false): number {
   const a = Math.min(0, Math.max(h.min, -T));
   const b = Math.max(0, Math.min(h.max, T));
-  const step = (b - a) / (levels - 1);
+  // A symmetric grid (zero-point 0) has levels/2 - 1 steps on each side of 0.
+  const step = symmetric ? Math.max(-a, b) / (levels / 2 - 1) : (b - a) / (levels - 1);
   let err = 0;
   for (let i = 0; i < h.bins; i++) {
     const c = h.counts[i];
@@ -92,12 +93,12 @@ function mseObjective(h: Histogram, T: number, levels: number): number {
   return err;
 }
 
-function bruteMse(h: Histogram, levels: number): { range: Range; cut: number } {
+function bruteMse(h: Histogram, levels: number, symmetric = false): { range: Range; cut: number } {
   const n = bruteMagnitudes(h).length;
   let best = -1;
   let bestErr = Infinity;
   for (let t = 1; t <= n; t++) {
-    const err = mseObjective(h, t * h.width, levels);
+    const err = mseObjective(h, t * h.width, levels, symmetric);
     if (err < bestErr) {
       bestErr = err;
       best = t;
@@ -139,8 +140,15 @@ describe('entropyRange and mseRange equal an exhaustive search', () => {
       expect(entropyRange(h, { quantLevels: c.quantLevels })).toEqual(ent.range);
       const mse = bruteMse(h, c.levels);
       expect(mseRange(h, { levels: c.levels })).toEqual(mse.range);
+      const even = c.levels - (c.levels % 2); // a symmetric grid needs an even count
+      expect(mseRange(h, { levels: even, symmetric: true })).toEqual(bruteMse(h, even, true).range);
     });
   }
+
+  it('a symmetric grid (zero-point 0) costs a one-sided tensor half its steps, so MSE clips it harder', () => {
+    const h = build(DISTRIBUTIONS.reluLike(47), 2048);
+    expect(mseRange(h, { symmetric: true }).max).toBeLessThan(mseRange(h).max);
+  });
 });
 
 describe('percentileRange', () => {

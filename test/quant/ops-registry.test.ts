@@ -23,7 +23,7 @@ function convThen(activation: string) {
 
 describe('op registry', () => {
   it('gives every registered op exactly one category', () => {
-    expect([...COMPUTE_OPS]).toEqual(['Conv', 'Gemm', 'MatMul']);
+    expect([...COMPUTE_OPS]).toEqual(['Conv', 'ConvTranspose', 'Gemm', 'MatMul']);
     expect([...CHAINED_OPS]).toEqual(['Add', 'Mul', 'Concat', 'AveragePool', 'GlobalAveragePool']);
     expect([...SHARED_PARAM_OPS]).toEqual(['MaxPool', 'Flatten', 'Reshape', 'Transpose', 'Squeeze', 'Unsqueeze']);
     for (const op of [...COMPUTE_OPS, ...CHAINED_OPS, ...SHARED_PARAM_OPS]) expect(ruleFor(op)).toBeDefined();

@@ -1,10 +1,13 @@
-// The shared shape of a compute op (Conv, Gemm, MatMul): activation inputs and output get
-// Q/DQ pairs, the weight is stored int8 behind a DequantizeLinear, the bias int32 where the
-// op allows it. Each op supplies only what differs: the weight's channel axis, which bias
-// input can be int32, and whether it may be left FP32 or keep a float graph output.
+// The shared shape of a compute op (Conv, Gemm, MatMul, ConvTranspose): activation inputs
+// and output get Q/DQ pairs, the weight is stored int8 behind a DequantizeLinear, the bias
+// int32 where the op allows it. Each op supplies only what differs: the weight's channel
+// axis, which bias input can be int32, and whether it may be left FP32 or keep a float
+// graph output. For TensorRT (target.ts) the output gets no pair: TensorRT wants Q/DQ on
+// the inputs of weighted layers only, and keeps their results in higher precision.
 
 import { DataType, type GraphIndex, type NodeProto, type TensorProto } from '../../onnx/index.js';
 import type { OpRule, PlanBuilder } from './rule.js';
+import type { QuantTarget } from '../target.js';
 
 export interface ComputeOp {
   /** Channel axis of the weight (input 1) when scales are per channel; null: per tensor. */
@@ -18,6 +21,8 @@ export interface ComputeOp {
    * MatMulIntegerToFloat, and the model's outputs lose no precision.
    */
   floatGraphOutput: boolean;
+  /** The targets that quantize this op (default: every one). */
+  targets?: readonly QuantTarget[];
 }
 
 /** A 1-D float initializer at `node.input[k]`, the only bias that can become int32. */
@@ -32,6 +37,7 @@ export function computeRule(op: ComputeOp): OpRule {
     category: 'compute',
     plan(node, key, plan) {
       const { index } = plan;
+      if (op.targets && !op.targets.includes(plan.settings.target)) return;
       const weight = index.initializers.get(node.input[1]);
       const activations = node.input.filter((t, k) => k < 2 && plan.isFloatActivation(t));
       if (!weight && activations.length < 2) return; // weights computed at run time from something else
@@ -45,6 +51,11 @@ export function computeRule(op: ComputeOp): OpRule {
         const dims = weight.dims.map(Number);
         const axis = plan.settings.perChannel ? op.weightAxis(node, dims) : null;
         plan.weights.push({ node: key, input: 1, axis, bias: op.int32Bias(node, index, dims) });
+      }
+      if (plan.settings.target === 'tensorrt') {
+        plan.weightedOutputs.add(node.output[0]);
+        plan.nodes.push(key);
+        return;
       }
       const out = plan.resultOf(node);
       const floatOutput = op.floatGraphOutput && index.graphOutputs.has(out) && index.consumersOf(out).length === 0;

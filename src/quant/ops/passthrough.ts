@@ -3,13 +3,22 @@
 // constant operand is quantized from its values. Shared-parameter ops (MaxPool and shape
 // ops) only move or select values: the output reuses the input's parameters, so ORT can
 // drop the DQ → op → Q around them and run them on uint8 directly.
+//
+// For TensorRT (target.ts) neither kind gets pairs of its own: TensorRT moves Q/DQ across
+// the ops that commute with quantization, and quantizing the others is optional. The one
+// exception is its recommendation for residual connections: an Add fused into the weighted
+// layer before it runs in INT8 only when its other input is quantized.
 
-import { DataType } from '../../onnx/index.js';
-import type { OpRule } from './rule.js';
+import { DataType, type NodeProto } from '../../onnx/index.js';
+import type { OpRule, PlanBuilder } from './rule.js';
 
 export const chained: OpRule = {
   category: 'chained',
   plan(node, key, plan) {
+    if (plan.settings.target === 'tensorrt') {
+      if (node.opType === 'Add') quantizeResidual(node, key, plan);
+      return;
+    }
     if (!plan.quantizedInputs(node)) return;
     for (const t of node.input) {
       const c = plan.index.initializers.get(t);
@@ -25,6 +34,7 @@ export const chained: OpRule = {
 export const sharedParams: OpRule = {
   category: 'shared-params',
   plan(node, key, plan) {
+    if (plan.settings.target === 'tensorrt') return;
     const inputs = plan.quantizedInputs(node);
     if (!inputs) return;
     const out = node.output[0];
@@ -33,3 +43,24 @@ export const sharedParams: OpRule = {
     plan.nodes.push(key);
   },
 };
+
+/**
+ * TensorRT fuses an Add into the weighted layer producing one of its inputs when that
+ * layer's result goes nowhere else; the other input, the residual, gets a Q/DQ pair so the
+ * fused layer can run and write INT8. With both inputs from such layers, the first is
+ * the one fused.
+ */
+function quantizeResidual(node: NodeProto, key: string, plan: PlanBuilder): void {
+  const inputs = node.input.filter((t) => plan.isFloatActivation(t));
+  if (inputs.length !== 2 || inputs[0] === inputs[1]) return;
+  const fused = inputs.findIndex((t) => fusableWeightedOutput(t, node, plan));
+  if (fused < 0) return;
+  plan.quantize(inputs[1 - fused]);
+  plan.residualAdds.push(key);
+}
+
+/** `t` is the result of a weighted layer the plan quantizes, read by `add` alone. */
+function fusableWeightedOutput(t: string, add: NodeProto, plan: PlanBuilder): boolean {
+  const readers = plan.index.consumersOf(t);
+  return plan.weightedOutputs.has(t) && readers.length === 1 && readers[0] === add && !plan.index.graphOutputs.has(t);
+}

@@ -4,12 +4,14 @@
 
 import type { OpCategory, OpRule } from './rule.js';
 import { conv } from './conv.js';
+import { convTranspose } from './conv-transpose.js';
 import { gemm } from './gemm.js';
 import { matmul } from './matmul.js';
 import { chained, sharedParams } from './passthrough.js';
 
 const RULES: ReadonlyMap<string, OpRule> = new Map<string, OpRule>([
   ['Conv', conv],
+  ['ConvTranspose', convTranspose],
   ['Gemm', gemm],
   ['MatMul', matmul],
   ['Add', chained],

@@ -3,6 +3,7 @@
 // plan what quantizing it takes: activation tensors, weights, constants, shared parameters.
 
 import type { GraphIndex, NodeProto } from '../../onnx/index.js';
+import type { QuantTarget } from '../target.js';
 
 /**
  * compute: integer kernels (QLinearConv, QGemm, …), the reason to quantize at all;
@@ -31,6 +32,8 @@ export interface PlanSettings {
   perChannel: boolean;
   minConvReduction: number;
   isExcluded: (node: NodeProto) => boolean;
+  /** The runtime the plan is for: rules place Q/DQ as it wants them (target.ts). */
+  target: QuantTarget;
 }
 
 /**
@@ -63,6 +66,10 @@ export class PlanBuilder {
   readonly constants: string[] = [];
   readonly smallConvs: string[] = [];
   readonly outputOf = new Map<string, string>();
+  /** Results of the weighted layers planned for TensorRT, whose outputs stay float: Add fusion candidates. */
+  readonly weightedOutputs = new Set<string>();
+  /** Adds whose residual input was quantized for TensorRT: they read its dequantized copy. */
+  readonly residualAdds: string[] = [];
   /** Chained node → its quantized output: checked afterwards for dead ends. */
   readonly chainedOutputOf = new Map<string, string>();
 
