@@ -100,7 +100,7 @@ export async function fleetDetectorBench(repoRoot: string, opts: { quick: boolea
       inputRange: INPUT_RANGE,
       inputShapes: { x: [1, 3, SIDE, SIDE] },
       mqtt: { url: broker.url, metricsIntervalSec: 3600 },
-      log: { level: 'warn' },
+      log: { level: 'info' }, // spawnDaemon waits for the 'calibd ready' line
       ...extra,
     };
     writeFileSync(join(dir, `${id}.yaml`), stringify(config));

@@ -12,14 +12,14 @@
 
 import { EventEmitter } from 'node:events';
 import { join, resolve } from 'node:path';
-import { errorMessage, realFs, type FsOps } from '../common/index.js';
+import { CalibdError, errorMessage, realFs, type FsOps } from '../common/index.js';
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type StateDb } from '../state/index.js';
 import { applyRuntimeChange, inputContract, type CalibdConfig } from '../config/index.js';
 import { isRangeMethod, type RangeMethod } from '../calibration/methods.js';
-import { readModel, serializeModel } from '../onnx/index.js';
-import { sha256 } from '../quant/index.js';
+import { parseModel, readModel, serializeModel } from '../onnx/index.js';
+import { readProfile, sha256, tensorrtCalibrationCache } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
-import type { ApplyRequest, RecalibrateRequest, RollbackRequest } from './commands.js';
+import type { ApplyRequest, ExportRequest, RecalibrateRequest, RollbackRequest } from './commands.js';
 import { parseFleetCalibration, type StatisticsBundle } from '../calibration/index.js';
 import { checkFleetCalibration } from './fleet-calibration.js';
 import { DriftMonitor } from './drift.js';
@@ -293,6 +293,19 @@ export class CalibrationAgent extends EventEmitter {
 
   rollback(req: RollbackRequest): Promise<{ version: number }> {
     return this.pipeline.rollback(req);
+  }
+
+  /**
+   * The active calibration in another tool's format (TensorRT's calibration cache for
+   * ORT's TensorRT EP on a Jetson), as text: nothing is written on the device.
+   */
+  exportCalibration(req: ExportRequest): { format: string; version: number; text: string; tensors: number; leftOut: string[] } {
+    const active = this.store.active;
+    const bytes = this.store.activeModelBytes();
+    if (!active || !bytes) throw new CalibdError('no-calibration', 'this device serves FP32: there is no calibration to export', { hint: 'recalibrate first (or wait for the first calibration)' });
+    const profile = readProfile(parseModel(bytes, `calibration v${active.version}`))!;
+    const cache = tensorrtCalibrationCache(profile, { trtVersion: req.trtVersion });
+    return { format: req.format, version: active.version, text: cache.text, tensors: cache.entries.length, leftOut: cache.rescaled };
   }
 
   /** This device's calibration statistics so far, as a shareable bundle (no input in it). */

@@ -7,6 +7,7 @@
 import { z } from 'zod';
 import { OptionError, printableJson } from '../common/errors.js';
 import { RANGE_METHODS } from '../calibration/methods.js';
+import { EXPORT_FORMATS } from '../quant/tensorrt-cache.js';
 import { isRuntimeTunableKey, redactedConfig, runtimeTunableKeys, type CalibdConfig } from '../config/index.js';
 
 /** What the commands call on the agent (CalibrationAgent satisfies it structurally). */
@@ -17,6 +18,7 @@ export interface CommandTarget {
   recalibrate(req: RecalibrateRequest): Promise<{ version: number; state: 'accepted' | 'rejected' | 'unchanged'; figures: Record<string, number> }>;
   rollback(req: RollbackRequest): Promise<{ version: number }>;
   statistics(): Promise<unknown>;
+  exportCalibration(req: ExportRequest): unknown;
   applyFleet(req: ApplyRequest): Promise<{ version: number; state: 'accepted' | 'rejected' | 'unchanged'; figures: Record<string, number> }>;
   applyConfig(key: string, value: unknown): unknown;
   readonly buffer: { stats(): object; clear(): void; count(): number };
@@ -32,6 +34,10 @@ const rollbackSchema = z.strictObject({
   version: z.int({ error: positiveVersion }).positive({ error: positiveVersion }).optional(),
 });
 const noArguments = z.strictObject({});
+const exportSchema = z.strictObject({
+  format: z.enum(EXPORT_FORMATS, { error: (iss) => `unknown export format '${String(iss.input)}'` }),
+  trtVersion: z.int({ error: "'trtVersion' must be a positive integer, e.g. 8601 for TensorRT 8.6.1" }).positive({ error: "'trtVersion' must be a positive integer, e.g. 8601 for TensorRT 8.6.1" }).optional(),
+});
 const applySchema = z.strictObject({
   calibration: z.record(z.string(), z.unknown(), { error: "'calibration' must be a fleet calibration object (calibd fleet calibrate makes one)" }),
   margin: z.number({ error: "'margin' must be a number of metric points" }).min(0, { error: "'margin' must be >= 0" }).optional(),
@@ -45,6 +51,7 @@ const configSetSchema = z.strictObject({
 export type RecalibrateRequest = z.infer<typeof recalibrateSchema>;
 export type RollbackRequest = z.infer<typeof rollbackSchema>;
 export type ApplyRequest = z.infer<typeof applySchema>;
+export type ExportRequest = z.infer<typeof exportSchema>;
 
 export interface Command<A, T> {
   name: string;
@@ -91,6 +98,13 @@ export const commands = {
     schema: applySchema,
     hints: { margin: 'metric points the fleet calibration may lose against the active one on this device, e.g. 0.5' },
     run: (agent: Pick<CommandTarget, 'applyFleet'>, args) => agent.applyFleet(args),
+  }),
+  export: command({
+    name: 'export',
+    mutating: false,
+    schema: exportSchema,
+    hints: { format: `use one of ${EXPORT_FORMATS.join(', ')}` },
+    run: (agent: Pick<CommandTarget, 'exportCalibration'>, args) => agent.exportCalibration(args),
   }),
   status: command({
     name: 'status',

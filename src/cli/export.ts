@@ -4,12 +4,10 @@
 
 import { DataError, writeFileAtomic } from '../common/index.js';
 import { readModel, serializeModel, type ModelProto } from '../onnx/index.js';
-import { readProfile, sha256, tensorrtCalibrationCache } from '../quant/index.js';
+import { readProfile, sha256, tensorrtCalibrationCache, type ExportFormat } from '../quant/index.js';
 import { checkOutFolder } from './commands.js';
 import { quantizedNodes } from './quantized.js';
 
-export const EXPORT_FORMATS = ['tensorrt-cache'] as const;
-export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 interface ExportArgs {
   format: ExportFormat;

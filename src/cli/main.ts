@@ -5,13 +5,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { CalibdError, calibdVersion, errorMessage } from '../common/index.js';
 import { calibrateCommand, evalCommand, inspectCommand } from './commands.js';
 import { fleetCommand } from './fleet.js';
-import { ACTIVATION_TYPES, BIAS_CORRECTIONS, DEFAULT_TRT_VERSION, EQUALIZATIONS, QUANT_TARGETS, WEIGHT_RANGES } from '../quant/index.js';
+import { EXPORT_FORMATS, ACTIVATION_TYPES, BIAS_CORRECTIONS, DEFAULT_TRT_VERSION, EQUALIZATIONS, QUANT_TARGETS, WEIGHT_RANGES } from '../quant/index.js';
 import { CALIBRATION_METHODS } from '../calibration/index.js';
 import { serveCommand } from './serve.js';
 import { positiveInt, positiveNumber } from './args.js';
 import { replayCommand } from './replay.js';
 import { PRESETS } from '../images/index.js';
-import { EXPORT_FORMATS, exportCommand } from './export.js';
+import { exportCommand } from './export.js';
 
 export async function run(argv: string[]): Promise<number> {
   const program = new Command()

@@ -39,6 +39,7 @@ export const ERROR_CATALOGUE = {
   'unknown-command': { status: 404, meaning: 'no such admin command', action: 'use one of the listed commands' },
   'request-timeout': { status: 408, meaning: 'the request did not arrive within http.requestTimeoutMs', action: 'send the whole request at once' },
   'model-mismatch': { status: 409, meaning: 'statistics or a fleet calibration made for another model or calibration settings', action: 'send those of the model the device serves (same SHA-256 and settings)' },
+  'no-calibration': { status: 409, meaning: 'the device serves FP32: there is no calibration to export', action: 'recalibrate first' },
   'no-samples': { status: 409, meaning: 'the sample buffer is empty: nothing to calibrate from', action: 'send inference requests first' },
   'body-too-large': { status: 413, meaning: 'the body is larger than http.maxBodyBytes', action: 'send less, or raise the limit' },
   'unsupported-media-type': { status: 415, meaning: 'a content type the route does not take', action: 'send application/json (or octet-stream for binary tensors)' },

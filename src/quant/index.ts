@@ -22,7 +22,7 @@ export {
 export { saturationInterval, saturationIntervals, clampRange } from './saturation.js';
 export { ACTIVATION_TYPES, activationTypeFor, resolveActivationType, type ActivationType, type ActivationTypeChoice } from './activation-type.js';
 export {
-  tensorrtCalibrationCache, cacheEntry, cacheHeader, cacheScale, float32Bits, DEFAULT_TRT_VERSION,
-  type CacheEntry, type TensorRTCache,
+  tensorrtCalibrationCache, cacheEntry, cacheHeader, cacheScale, float32Bits, DEFAULT_TRT_VERSION, EXPORT_FORMATS,
+  type CacheEntry, type TensorRTCache, type ExportFormat,
 } from './tensorrt-cache.js';
 export { QUANT_TARGETS, checkTargetOptions, targetWeightRange, type QuantTarget } from './target.js';

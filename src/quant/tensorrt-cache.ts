@@ -41,6 +41,10 @@ import type { Range } from './params.js';
  */
 export const DEFAULT_TRT_VERSION = 8601;
 
+/** Formats a calibration can be exported in (`calibd export`, the daemon's `export` command). */
+export const EXPORT_FORMATS = ['tensorrt-cache'] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
 /** The largest value of a symmetric int8 range: TensorRT's scale is amax / 127. */
 const INT8_MAX = 127;
 /** float32's smallest normal number. */

@@ -46,6 +46,9 @@ describe('command arguments', () => {
     expect(refusal(() => checkArguments('apply', { calibration: [1] })).message).toMatch(/'calibration' must be a fleet calibration object/);
     expect(refusal(() => checkArguments('apply', { calibration, margin: -1 }))).toMatchObject({ code: 'option', value: -1 });
     expect(refusal(() => checkArguments('stats', { all: true })).oneLine()).toBe("stats: unknown field 'all': this command takes no arguments");
+    expect(checkArguments('export', { format: 'tensorrt-cache', trtVersion: 10300 })).toEqual({ format: 'tensorrt-cache', trtVersion: 10300 });
+    expect(refusal(() => checkArguments('export', { format: 'onnx' })).oneLine()).toBe("unknown export format 'onnx': use one of tensorrt-cache");
+    expect(refusal(() => checkArguments('export', { format: 'tensorrt-cache', trtVersion: 8.6 })).message).toMatch(/positive integer/);
   });
 
   it('config/set needs a string key and a value', () => {
@@ -55,7 +58,7 @@ describe('command arguments', () => {
   });
 
   it('lists each command once, with the state-changing ones marked', () => {
-    expect(commandNames).toEqual(['recalibrate', 'rollback', 'stats', 'apply', 'status', 'calibrations', 'config/get', 'config/set', 'buffer/stats', 'buffer/clear']);
+    expect(commandNames).toEqual(['recalibrate', 'rollback', 'stats', 'apply', 'export', 'status', 'calibrations', 'config/get', 'config/set', 'buffer/stats', 'buffer/clear']);
     expect(commandNames.filter((n) => commands[n].mutating)).toEqual(['recalibrate', 'rollback', 'apply', 'config/set', 'buffer/clear']);
     for (const n of commandNames) expect(commands[n].name).toBe(n);
   });

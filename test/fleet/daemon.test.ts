@@ -213,6 +213,16 @@ describe.skipIf(skipReason !== null)(`fleet over MQTT`, () => {
     expect(((await one('dev-a', 'status')).data as any).calibration.version).toBe(before);
   });
 
+  it('export answers the active calibration as a TensorRT calibration cache', async () => {
+    const r = await one('dev-a', 'export', { format: 'tensorrt-cache', trtVersion: 10300 }, noKey);
+    expect(r).toMatchObject({ status: 'ok', data: { format: 'tensorrt-cache', version: expect.any(Number), tensors: expect.any(Number) } });
+    const lines = (r.data as any).text.trimEnd().split('\n');
+    expect(lines[0]).toBe('TRT-10300-EntropyCalibration2');
+    expect(lines.length).toBe((r.data as any).tensors + 1);
+    for (const l of lines.slice(1)) expect(l).toMatch(/^[^:]+: [0-9a-f]{1,8}$/);
+    expect(await one('dev-a', 'export', { format: 'engine' })).toMatchObject({ status: 'error', data: { code: 'option' }, error: expect.stringMatching(/unknown export format 'engine'/) });
+  });
+
   it('buffer/clear empties the buffer; recalibrate then fails cleanly', async () => {
     expect(await one('dev-b', 'buffer/clear', { all: true })).toMatchObject({ status: 'error', error: expect.stringMatching(/unknown field 'all'/), data: { hint: 'this command takes no arguments' } });
     const { test } = loadMnistSplit();
