@@ -38,7 +38,7 @@ const SCENES: Record<string, Scene> = {
 };
 
 /** Pages re-lit into a scene: back to pixels, changed, normalised again. */
-function scenePages(count: number, seed: number, split: 'train' | 'test', scene: string): { data: Float32Array; dims: number[] } {
+export function scenePages(count: number, seed: number, split: 'train' | 'test', scene: string): { data: Float32Array; dims: number[] } {
   const pages = digitPages({ count, seed, split, size: SIDE });
   const rand = mulberry32(seed * 7 + 1);
   const f = SCENES[scene];
@@ -76,7 +76,7 @@ function modelFiles(stateDir: string): string[] {
   return readdirSync(folder).map((f) => join(folder, f)).sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs);
 }
 
-async function score(modelPath: string, pages: { data: Float32Array; dims: number[] }): Promise<{ iou: number; sqnrDb: number }> {
+export async function score(modelPath: string, pages: { data: Float32Array; dims: number[] }): Promise<{ iou: number; sqnrDb: number }> {
   const r = await compareModels(readModel(ocrDetectorPath()), readModel(modelPath), arraySource({ x: pages }), { metric: parseMetric(METRIC), batchSize: 2 });
   return { iou: r.value, sqnrDb: r.sqnrDb };
 }
@@ -130,15 +130,24 @@ export async function fleetDetectorBench(repoRoot: string, opts: { quick: boolea
     } finally {
       await op.close();
     }
-    opts.log('fleet detector: calibd fleet calibrate --all');
-    const cli = spawnSync(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), 'fleet', 'calibrate', '--all', '--broker', broker.url, '--json', '--timeout', '600000'], { encoding: 'utf8', env: { ...process.env, CALIBD_MQTT_URL: '' } });
-    if (cli.status !== 0) throw new Error(`fleet calibrate: ${cli.stderr}${cli.stdout}`);
+    const calibd = (args: string[]) => {
+      const r = spawnSync(process.execPath, [join(repoRoot, 'bin', 'calibd.js'), ...args], { encoding: 'utf8', env: { ...process.env, CALIBD_MQTT_URL: '' } });
+      if (r.status !== 0) throw new Error(`calibd ${args[0]} ${args[1]}: ${r.stderr}${r.stdout}`);
+      return r.stdout;
+    };
+    // The same statistics, saved: a rejected candidate leaves no model file on a device, so
+    // the fleet calibration is also built offline from them (calibrate --stats: same ranges).
+    const stats = join(dir, 'stats.json');
+    calibd(['fleet', 'stats', '--all', '--broker', broker.url, '--out', stats]);
+    opts.log(`fleet detector: statistics saved in ${stats}; calibd fleet calibrate --all`);
+    const cli = { stdout: calibd(['fleet', 'calibrate', '--all', '--broker', broker.url, '--json', '--timeout', '600000']) };
+    const fleetModel = join(dir, 'fleet.int8.onnx');
+    calibd(['calibrate', '--model', ocrDetectorPath(), '--stats', stats, '--out', fleetModel]);
     const out = JSON.parse(cli.stdout) as { calibration: { statsBytes: number }; devices: Array<{ device: string; state: string; reason?: string }> };
     for (const row of out.devices) opts.log(`fleet detector: ${row.device}: ${row.state}: ${row.reason}`);
     const tests = new Map(ids.map((id, k) => [id, scenePages(scored, 900 + k, 'test', id)]));
     for (const id of ids) {
-      const fleet = modelFiles(daemons.get(id)!.stateDir).at(-1)!;
-      const [o, f] = [await score(own.get(id)!, tests.get(id)!), await score(fleet, tests.get(id)!)];
+      const [o, f] = [await score(own.get(id)!, tests.get(id)!), await score(fleetModel, tests.get(id)!)];
       const state = out.devices.find((d) => d.device === id)?.state;
       rows.push({ section: 'fleet-detector', name: `${id}: mask IoU, own → fleet (${state})`, value: f.iou, unit: 'IoU', detail: `own ${o.iou.toFixed(4)} / SQNR ${o.sqnrDb.toFixed(1)} dB; fleet ${f.iou.toFixed(4)} / ${f.sqnrDb.toFixed(1)} dB` });
     }

@@ -71,7 +71,8 @@ function models(repoRoot: string, quick: boolean): FleetModel[] {
     {
       name: 'PaddleOCR detector 320²',
       path: ocrDetectorPath(),
-      bundles: () => bundlesOf(ocrDetectorPath(), (quick ? [1] : [1, 2]).map((seed) => digitPages({ count: 2, seed, split: 'train', size: 320 })), 'x'),
+      // 40 pages a bundle, faded: as full as a daemon's after as many samples.
+      bundles: () => bundlesOf(ocrDetectorPath(), (quick ? [1] : [1, 2]).map((seed) => digitPages({ count: 40, seed, split: 'train', size: 320 })), 'x'),
     },
   ];
 }
