@@ -30,10 +30,14 @@ interface DeviceRow {
   reason?: string;
 }
 
+/** Refuses, before connecting, a command that names devices and --all or --group too (or none). */
+function checkSelection(named: string[], s: Selection): void {
+  const given = [named.length > 0, Boolean(s.all), s.group !== undefined].filter(Boolean).length;
+  if (given !== 1) throw new OptionError('name devices, or give --all or --group G (one of the three)', { value: { devices: named, all: Boolean(s.all), group: s.group ?? null }, hint: 'e.g. calibd fleet calibrate --all' });
+}
+
 /** The devices a command addresses: those named, or every online one (of a group). */
 async function chooseDevices(c: FleetClient, named: string[], s: Selection): Promise<string[]> {
-  const given = [named.length > 0, Boolean(s.all), s.group !== undefined].filter(Boolean).length;
-  if (given !== 1) throw new OptionError('name devices, or give --all or --group G (one of the three)', { hint: 'e.g. calibd fleet calibrate --all' });
   if (named.length) return named;
   const online = (await c.devices()).filter((d) => d.state === 'online');
   return online.filter((d) => s.group === undefined || d.group === s.group).map((d) => d.device);
@@ -108,6 +112,7 @@ export function addFleetCalibration(fleet: Command, setExit: (code: number) => v
     .option('--model-sha <sha256>', 'keep devices serving this model (default: the model most of them serve)')
     .option('--out <file>', 'write the merged statistics here (JSON; what `calibd calibrate --stats` reads)')
     .action(async (named: string[], o: ConnOpts & Selection & { out?: string }) => {
+      checkSelection(named, o);
       const c = await connection(o);
       try {
         const devices = await chooseDevices(c, named, o);
@@ -132,6 +137,7 @@ export function addFleetCalibration(fleet: Command, setExit: (code: number) => v
     .option('--margin <points>', "metric points a device's gate lets the fleet calibration lose against its active one", nonNegativeNumber, 0.5)
     .option('--no-publish', 'do not retain the result on the broker for devices starting with firstBoot: fleet')
     .action(async (named: string[], o: ConnOpts & Selection & { method?: RangeMethod; margin: number; publish: boolean }) => {
+      checkSelection(named, o);
       const started = Date.now();
       const c = await connection(o);
       try {

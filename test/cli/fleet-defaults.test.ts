@@ -66,4 +66,16 @@ describe('calibd fleet without --broker', () => {
     const status = await daemon.status();
     expect(status.counters).toMatchObject({ recalibrations: 1, refused: 1, errors: 0 });
   });
+
+  it('fleet calibrate: a device with no samples yet is skipped and nothing is applied (exit 1); a bad selection is refused before connecting (exit 2)', () => {
+    const r = fleet('calibrate', '--all', '--config', operatorConfig);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/^test-device\s+skipped\s+.*no samples yet/m);
+    expect(r.stderr).toContain('no device had statistics to merge; nothing applied');
+    for (const args of [['test-device', '--all'], ['--all', '--group', 'g'], []]) {
+      const bad = fleet('calibrate', ...args, '--broker', 'mqtt://127.0.0.1:1');
+      expect(bad.code, args.join(' ')).toBe(2);
+      expect(bad.stderr).toMatch(/^calibd: name devices, or give --all or --group G \(one of the three\)/);
+    }
+  });
 });

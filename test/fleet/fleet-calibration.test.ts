@@ -122,7 +122,9 @@ beforeAll(async () => {
   spy = await mqtt.connectAsync(broker.url, { username: 'operator', password: USERS.operator, protocolVersion: 5, reconnectPeriod: 0 });
   spy.on('message', (topic, p) => payloads.push({ topic, payload: Buffer.from(p) }));
   await spy.subscribeAsync('#', { qos: 1 });
-  await Promise.all(DEVICES.map((id) => startDevice(id)));
+  // firstBoot: fleet before any fleet calibration exists: each falls back to data-free.
+  await Promise.all(DEVICES.map((id) => startDevice(id, { firstBoot: 'fleet' })));
+  for (const id of DEVICES) expect((await daemons.get(id)!.status()).calibration).toMatchObject({ version: 1, method: 'datafree' });
   // Each device serves its own scene, one request a digit, then calibrates on it alone.
   await Promise.all(
     DEVICES.map(async (id, k) => {

@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { Backoff } from '../../src/fleet/backoff.js';
 import { BoundedQueue } from '../../src/fleet/queue.js';
 import { LatencyRecorder } from '../../src/fleet/latency.js';
-import { canonicalJson, SignatureVerifier, signPayload } from '../../src/fleet/signing.js';
+import { canonicalJson, hasValidSignature, SignatureVerifier, signPayload } from '../../src/fleet/signing.js';
 import { deviceOf, deviceTopics, requestTopic } from '../../src/fleet/topics.js';
 
 describe('Backoff', () => {
@@ -70,6 +70,18 @@ describe('topics', () => {
 describe('signing', () => {
   const key = Buffer.from('0123456789abcdef0123456789abcdef');
   const at = (command: string, target = 'edge-01') => ({ target, command });
+
+  it('a retained document is checked for its signature only: any age, any number of reads', () => {
+    const doc = { format: 'calibd-ranges', ranges: [['t', 0, 1]] };
+    const to = at('calibration/' + 'a'.repeat(64), 'fleet');
+    const signed = signPayload(key, to, doc, 1);
+    expect(hasValidSignature(key, to, signed)).toBe(true);
+    expect(hasValidSignature(key, to, signed)).toBe(true);
+    expect(hasValidSignature(key, to, { ...signed, ranges: [['t', 0, 2]] })).toBe(false);
+    expect(hasValidSignature(key, at('calibration/' + 'b'.repeat(64), 'fleet'), signed)).toBe(false);
+    expect(hasValidSignature(Buffer.from('another key, sixteen bytes+'), to, signed)).toBe(false);
+    expect(hasValidSignature(key, to, doc)).toBe(false);
+  });
 
   it('canonical JSON sorts keys at every level', () => {
     expect(canonicalJson({ b: 1, a: { d: [1, { z: 1, y: 2 }], c: 'x' } })).toBe('{"a":{"c":"x","d":[1,{"y":2,"z":1}]},"b":1}');
