@@ -72,6 +72,20 @@ function sceneImages(images: Float32Array, from: number, count: number, scene: s
   return drift(images.subarray(from * IMAGE_SIZE, (from + count) * IMAGE_SIZE), { ...SCENES[scene], seed });
 }
 
+/** Top-1 predictions of a model file on drifted test digits. */
+async function predictions(modelPath: string, images: Float32Array, n: number): Promise<Uint8Array> {
+  const session = await ort.InferenceSession.create(modelPath);
+  try {
+    const out = await session.run({ [session.inputNames[0]]: new ort.Tensor('float32', images, [n, 1, 28, 28]) });
+    const logits = out[session.outputNames[0]].data as Float32Array;
+    const best = new Uint8Array(n);
+    for (let i = 0; i < n; i++) for (let k = 1; k < 10; k++) if (logits[i * 10 + k] > logits[i * 10 + best[i]]) best[i] = k;
+    return best;
+  } finally {
+    await session.release();
+  }
+}
+
 /** Top-1 accuracy (%) of a model file on drifted test digits. */
 async function accuracy(modelPath: string, images: Float32Array, labels: Uint8Array): Promise<number> {
   const session = await ort.InferenceSession.create(modelPath);
@@ -213,8 +227,17 @@ describe.skipIf(skipReason !== null)('fleet calibration from merged statistics',
     const dataFree = readdirSync(join(daemons.get('dusk')!.stateDir, 'models')).map((f) => join(daemons.get('dusk')!.stateDir, 'models', f)).sort((a, b) => statSync(a).mtimeMs - statSync(b).mtimeMs)[0];
     const fleetAcc = await accuracy(newcomer, union.images, union.labels);
     const freeAcc = await accuracy(dataFree, union.images, union.labels);
-    figures.newcomer = { fleet: fleetAcc, datafree: freeAcc, fp32: await accuracy(paths.mnistModel, union.images, union.labels) };
+    // Agreement with FP32 too: accuracy moves by whole digits, agreement shows the finer gap.
+    const fp32 = await predictions(paths.mnistModel, union.images, union.labels.length);
+    figures.newcomer = {
+      fleet: fleetAcc,
+      datafree: freeAcc,
+      fp32: await accuracy(paths.mnistModel, union.images, union.labels),
+      fleetAgreement: await accuracy(newcomer, union.images, fp32),
+      datafreeAgreement: await accuracy(dataFree, union.images, fp32),
+    };
     expect(fleetAcc).toBeGreaterThan(freeAcc);
+    expect(figures.newcomer.fleetAgreement).toBeGreaterThan(figures.newcomer.datafreeAgreement);
   }, 120_000);
 
   it('no payload on any topic holds 32 bytes in a row of any stored input', async () => {
