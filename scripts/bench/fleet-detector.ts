@@ -30,10 +30,13 @@ const STD = [0.229, 0.224, 0.225];
 const INPUT_RANGE = { min: (0 - MEAN[0]) / STD[0], max: (1 - MEAN[2]) / STD[2] };
 const METRIC = 'mask-iou:0.3';
 
+const DUSK_LIGHT = Number(process.env.CALIBD_BENCH_DUSK ?? 0.25);
+
 type Scene = (pixel: number, channel: number, rand: () => number) => number;
 const SCENES: Record<string, Scene> = {
   daylight: (p) => p,
-  dusk: (p) => p * 0.25,
+  // A quarter of the light by default; CALIBD_BENCH_DUSK sets another share (e.g. 0.5).
+  dusk: (p) => p * DUSK_LIGHT,
   noisy: (p, c, rand) => Math.min(1, Math.max(0, p * 0.8 + [0.15, 0.1, 0.0][c] + (rand() - 0.5) * 0.3)),
 };
 
