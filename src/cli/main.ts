@@ -152,7 +152,9 @@ const ONE_LINE_ERRORS = {
  * (with its did-you-mean) instead, with commander's own message.
  */
 function unknownOptionsFirst(cmd: Command): void {
-  cmd.configureOutput(ONE_LINE_ERRORS);
+  // Every level throws instead of exiting, so a usage error of `fleet ls` exits 2 as one of
+  // `calibrate` does (fleet's subcommands are built apart and inherit nothing).
+  cmd.exitOverride().configureOutput(ONE_LINE_ERRORS);
   const required = cmd.options.filter((o) => o.mandatory);
   for (const o of required) o.mandatory = false;
   if (required.length > 0) {

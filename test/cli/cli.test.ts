@@ -106,6 +106,7 @@ describe('calibd CLI', () => {
     ['inspect of an uncalibrated model', () => ['inspect', paths.mnistModel], /holds no calibd calibration/],
     ['--out into a missing folder, refused before any work', () => ['calibrate', '--model', paths.mnistModel, '--data', join(dir, 'calib'), '--out', join(dir, 'nofolder', 'x8.onnx')], /--out .*x8\.onnx: folder .*nofolder does not exist/],
     ['a misspelt option, named with a did-you-mean instead of a missing --model', () => ['calibrate', '--modle', paths.mnistModel, '--out', join(dir, 'x9.onnx')], /^error: unknown option '--modle' \(did you mean --model\?\)\n$/],
+    ['a misspelt option of a fleet subcommand', () => ['fleet', 'ls', '--brokr', 'mqtt://127.0.0.1:1'], /^error: unknown option '--brokr' \(did you mean --broker\?\)\n$/],
     ['an --exclude pattern that matches nothing', () => ['calibrate', '--model', paths.mnistModel, '--method', 'datafree', '--exclude', 'Convv', '--out', join(dir, 'x10.onnx')], /--exclude Convv matches no node name or op type \(did you mean Conv\?\)/],
     ['an already quantized model', () => {
       const first = calibd('calibrate', '--model', paths.mnistModel, '--method', 'datafree', '--out', join(dir, 'int8-once.onnx'));
