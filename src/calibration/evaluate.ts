@@ -54,6 +54,9 @@ function withOutputs(model: ModelProto, names: string[]): ModelProto {
  * Runs both models over the source. `int8Tensors` maps an FP32 tensor name to its
  * counterpart in the INT8 graph (its dequantized copy) for per-tensor SQNR.
  */
+/** Samples a batch when every quantized tensor is compared (see compareModels). */
+const PER_TENSOR_BATCH = 4;
+
 export async function compareModels(
   fp32: ModelProto,
   int8: ModelProto,
@@ -82,7 +85,10 @@ export async function compareModels(
     let correctFp = 0;
     let correctQ = 0;
     let samples = 0;
-    for await (const batch of source.batches(opts.batchSize ?? 32)) {
+    // Tapping every tensor of both models holds a batch's whole activations twice (the OCR
+    // recogniser's `--auto`: 5.1 GB at 32 lines a batch), so per-tensor runs go 4 at a time.
+    const batchSize = opts.batchSize ?? (tapPairs.length ? PER_TENSOR_BATCH : 32);
+    for await (const batch of source.batches(batchSize)) {
       const feeds = toFeeds(batch);
       const a = await fpSession.run(feeds);
       const b = await qSession.run(feeds);
