@@ -23,7 +23,12 @@ function parseValue(text: string): unknown {
 
 export function fleetCommand(setExit: (code: number) => void): Command {
   const fleet = new Command('fleet').description('operate a fleet of calibd devices over MQTT');
+  for (const add of [addList, addWatch, addRecalibrate, addRollback, addConfig, addFleetCalibration]) add(fleet, setExit);
+  return fleet;
+}
 
+/** `fleet ls`: devices and their retained status. */
+function addList(fleet: Command, setExit: (code: number) => void): void {
   withConnection(fleet.command('ls').description('list devices from their retained status'), 2000).action(async (o: ConnOpts) => {
     const c = await connection(o);
     try {
@@ -37,7 +42,10 @@ export function fleetCommand(setExit: (code: number) => void): Command {
       await c.close();
     }
   });
+}
 
+/** `fleet watch`: status, metrics and events as they come. */
+function addWatch(fleet: Command, setExit: (code: number) => void): void {
   withConnection(fleet.command('watch').description('stream status, metrics and events').argument('[device]', 'one device (default: all)'), 0)
     .option('--group <name>', 'shared-subscription group: watchers with the same group split the metrics/events stream')
     .action(async (device: string | undefined, o: ConnOpts & { group?: string }) => {
@@ -62,7 +70,10 @@ export function fleetCommand(setExit: (code: number) => void): Command {
       await stop();
       await c.close();
     });
+}
 
+/** `fleet recalibrate`: one device or all. */
+function addRecalibrate(fleet: Command, setExit: (code: number) => void): void {
   withConnection(fleet.command('recalibrate').description('recalibrate one device or all').argument('[device]', 'device id'), 60_000)
     .option('--all', 'every device (fleet-wide request)')
     .addOption(new Option('--method <method>', 'range estimator').choices(RANGE_METHODS))
@@ -79,7 +90,10 @@ export function fleetCommand(setExit: (code: number) => void): Command {
         await c.close();
       }
     });
+}
 
+/** `fleet rollback`: a device back to an earlier version. */
+function addRollback(fleet: Command, setExit: (code: number) => void): void {
   withConnection(fleet.command('rollback').description('roll a device back to an earlier calibration').argument('<device>').argument('[version]', 'version (default: the previous accepted one)', nonNegativeInt), 30_000).action(
     async (device: string, version: number | undefined, o: ConnOpts) => {
       const c = await connection(o);
@@ -91,7 +105,10 @@ export function fleetCommand(setExit: (code: number) => void): Command {
       }
     },
   );
+}
 
+/** `fleet config get|set`: a device's runtime config. */
+function addConfig(fleet: Command, setExit: (code: number) => void): void {
   withConnection(
     fleet
       .command('config')
@@ -126,7 +143,4 @@ export function fleetCommand(setExit: (code: number) => void): Command {
       await c.close();
     }
   });
-
-  addFleetCalibration(fleet, setExit);
-  return fleet;
 }
