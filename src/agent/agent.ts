@@ -16,8 +16,8 @@ import { CalibdError, errorMessage, realFs, type FsOps } from '../common/index.j
 import { EventLog, ProfileStore, SampleBuffer, openStateDb, type StateDb } from '../state/index.js';
 import { applyRuntimeChange, inputContract, type CalibdConfig } from '../config/index.js';
 import { isRangeMethod, type RangeMethod } from '../calibration/methods.js';
-import { parseModel, readModel, serializeModel } from '../onnx/index.js';
-import { readProfile, sha256, tensorrtCalibrationCache } from '../quant/index.js';
+import { readModel, serializeModel } from '../onnx/index.js';
+import { sha256, tensorrtCalibrationCache, type CalibrationProfile } from '../quant/index.js';
 import { InferenceEngine } from '../runtime/index.js';
 import type { ApplyRequest, ExportRequest, RecalibrateRequest, RollbackRequest } from './commands.js';
 import { parseFleetCalibration, type StatisticsBundle } from '../calibration/index.js';
@@ -301,10 +301,9 @@ export class CalibrationAgent extends EventEmitter {
    */
   exportCalibration(req: ExportRequest): { format: string; version: number; text: string; tensors: number; leftOut: string[] } {
     const active = this.store.active;
-    const bytes = this.store.activeModelBytes();
-    if (!active || !bytes) throw new CalibdError('no-calibration', 'this device serves FP32: there is no calibration to export', { hint: 'recalibrate first (or wait for the first calibration)' });
-    const profile = readProfile(parseModel(bytes, `calibration v${active.version}`))!;
-    const cache = tensorrtCalibrationCache(profile, { trtVersion: req.trtVersion });
+    if (!active) throw new CalibdError('no-calibration', 'this device serves FP32: there is no calibration to export', { hint: 'recalibrate first (or wait for the first calibration)' });
+    // The state keeps each version's profile as written into its model: no file to read.
+    const cache = tensorrtCalibrationCache(active.profile as CalibrationProfile, { trtVersion: req.trtVersion });
     return { format: req.format, version: active.version, text: cache.text, tensors: cache.entries.length, leftOut: cache.rescaled };
   }
 

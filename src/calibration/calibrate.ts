@@ -9,7 +9,7 @@
 import { OptionError, calibdVersion } from '../common/index.js';
 import { DataType, GraphIndex, cloneModel, makeNode, makeTensor, serializeModel, valueInfo, type ModelProto } from '../onnx/index.js';
 import {
-  PROFILE_FORMAT, checkTargetOptions, clampRange, resolveActivationType, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, targetWeightRange, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
+  PROFILE_FORMAT, clampRange, resolveTargetOptions, equalizeModel, saturationIntervals, findEqualizationPairs, planQuantization, quantizeModel, sha256, tensorsToCalibrate, writeProfile,
   type BiasCorrection, type CalibrationProfile, type Equalization, type EqualizationPair, type QuantizationPlan, type QuantizeOptions, type QuantizeStatistics, type Range, type TensorCalibration,
 } from '../quant/index.js';
 import { ActivationTap, type ort } from '../runtime/index.js';
@@ -171,16 +171,9 @@ export class Calibrator {
   /** `samples` feed 'activations' equalization only; ranges are learnt by observe(). */
   static async create(fp32: ModelProto, given: CalibrateOptions, samples?: SampleSource): Promise<Calibrator> {
     // Resolved once, so every candidate of this calibrator uses the same weight range.
-    checkTargetOptions(given);
-    const tensorrt = given.target === 'tensorrt';
-    const options: CalibrateOptions = {
-      ...given,
-      target: given.target ?? 'ort',
-      weightRange: targetWeightRange(given.target, given.weightRange, given.reduceRange),
-      // TensorRT's INT8 is symmetric (quant/target.ts), and the MSE search scores that grid.
-      ...(tensorrt ? { symmetricActivations: true, symmetricGrid: true } : {}),
-      activationType: resolveActivationType(given.activationType, tensorrt || given.symmetricActivations),
-    };
+    const resolved = resolveTargetOptions(given);
+    // TensorRT's INT8 is symmetric (quant/target.ts), and the MSE search scores that grid.
+    const options: CalibrateOptions = { ...resolved, ...(resolved.target === 'tensorrt' ? { symmetricGrid: true } : {}) };
     if (!CALIBRATION_METHODS.includes(options.method)) {
       throw new OptionError(`unknown calibration method '${options.method}'`, {
         value: options.method,
@@ -501,7 +494,7 @@ export class Calibrator {
         target: o.target ?? 'ort',
         perChannel: o.perChannel ?? true,
         symmetricActivations: o.symmetricActivations ?? false,
-        activationType: resolveActivationType(o.activationType, o.symmetricActivations),
+        activationType: o.activationType,
         reduceRange: o.reduceRange ?? false,
         weightRange: o.weightRange,
         saturationBounded: this.bounds.size,

@@ -186,20 +186,40 @@ export function mergeRefusal(ref: StatisticsBundle, b: StatisticsBundle): string
  */
 export function mergeStatistics(bundles: StatisticsBundle[]): StatisticsBundle {
   if (bundles.length === 0) throw new OptionError('no statistics to merge', { hint: 'collect statistics from at least one device' });
-  const [ref] = bundles;
-  const set = collectorsOf(ref);
+  const merge = new RunningMerge(bundles[0]);
   for (const b of bundles.slice(1)) {
-    const refusal = mergeRefusal(ref, b);
+    const refusal = mergeRefusal(merge.ref, b);
     if (refusal) throw new OptionError(`cannot merge the statistics of ${b.devices.join(', ') || 'a bundle'}: ${refusal}`, { value: b.devices, hint: 'merge only statistics of the same model and calibration settings' });
-    set.merge(collectorsOf(b, ref.method));
+    merge.add(b);
   }
-  return statisticsBundle(set, {
-    sourceModelSha256: ref.sourceModelSha256,
-    graph: ref.graph,
-    equalization: ref.equalization,
-    sampleCount: bundles.reduce((a, b) => a + b.sampleCount, 0),
-    devices: bundles.flatMap((b) => b.devices),
-  });
+  return merge.bundle();
+}
+
+/** Bundles that can merge, merged as they come: the first one's envelope, and the running sums. */
+class RunningMerge {
+  /** The first bundle's envelope only: the statistics live in `set`. */
+  readonly ref: StatisticsBundle;
+  private readonly set: CollectorSet;
+  readonly devices: string[];
+  private samples: number;
+
+  constructor(first: StatisticsBundle) {
+    this.ref = { ...first, tensors: [] };
+    this.set = collectorsOf(first);
+    this.devices = [...first.devices];
+    this.samples = first.sampleCount;
+  }
+
+  add(b: StatisticsBundle): void {
+    this.set.merge(collectorsOf(b, this.ref.method));
+    this.devices.push(...b.devices);
+    this.samples += b.sampleCount;
+  }
+
+  bundle(): StatisticsBundle {
+    const { sourceModelSha256, graph, equalization } = this.ref;
+    return statisticsBundle(this.set, { sourceModelSha256, graph, equalization, sampleCount: this.samples, devices: this.devices });
+  }
 }
 
 /**
@@ -208,7 +228,7 @@ export function mergeStatistics(bundles: StatisticsBundle[]): StatisticsBundle {
  * answer. result() keeps the group of one model and lists everyone else with the reason.
  */
 export class StatisticsMerger {
-  private readonly groups: Array<{ ref: StatisticsBundle; set: CollectorSet; devices: string[]; samples: number }> = [];
+  private readonly groups: RunningMerge[] = [];
   private readonly empty: string[] = [];
 
   add(b: StatisticsBundle): void {
@@ -217,14 +237,8 @@ export class StatisticsMerger {
       return;
     }
     const g = this.groups.find((x) => mergeRefusal(x.ref, b) === null);
-    if (!g) {
-      // The reference keeps the envelope only: the statistics live in the running merge.
-      this.groups.push({ ref: { ...b, tensors: [] }, set: collectorsOf(b), devices: [...b.devices], samples: b.sampleCount });
-      return;
-    }
-    g.set.merge(collectorsOf(b, g.ref.method));
-    g.devices.push(...b.devices);
-    g.samples += b.sampleCount;
+    if (g) g.add(b);
+    else this.groups.push(new RunningMerge(b));
   }
 
   /**
@@ -240,10 +254,7 @@ export class StatisticsMerger {
       const reason = chosen ? mergeRefusal(chosen.ref, g.ref) ?? 'fewer devices than the group merged' : `serves another model than ${sha256}`;
       skipped.push(...g.devices.map((device) => ({ device, reason })));
     }
-    if (!chosen) return { merged: null, skipped };
-    const { ref } = chosen;
-    const merged = statisticsBundle(chosen.set, { sourceModelSha256: ref.sourceModelSha256, graph: ref.graph, equalization: ref.equalization, sampleCount: chosen.samples, devices: chosen.devices });
-    return { merged, skipped };
+    return { merged: chosen ? chosen.bundle() : null, skipped };
   }
 }
 

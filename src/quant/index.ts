@@ -25,4 +25,4 @@ export {
   tensorrtCalibrationCache, cacheEntry, cacheHeader, cacheScale, float32Bits, DEFAULT_TRT_VERSION, EXPORT_FORMATS,
   type CacheEntry, type TensorRTCache, type ExportFormat,
 } from './tensorrt-cache.js';
-export { QUANT_TARGETS, checkTargetOptions, targetWeightRange, type QuantTarget } from './target.js';
+export { QUANT_TARGETS, checkTargetOptions, resolveTargetOptions, targetWeightRange, type QuantTarget } from './target.js';

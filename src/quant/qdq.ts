@@ -16,7 +16,6 @@
 // For TensorRT (target.ts) the plan holds only the inputs of weighted layers (and residual
 // inputs), activations are int8 with zero-point 0, and biases stay float.
 
-import { resolveActivationType } from './activation-type.js';
 import { create } from '@bufbuild/protobuf';
 import { OperatorSetIdProtoSchema } from 'onnx-buf';
 import { OptionError } from '../common/index.js';
@@ -28,7 +27,7 @@ import {
   activationParams, fitBiasToInt32, qBounds, quantizeBias, quantizeWeights, weightScales,
   type ActivationQuantOptions, type QuantParams, type Range,
 } from './params.js';
-import { checkTargetOptions, targetWeightRange } from './target.js';
+import { resolveTargetOptions } from './target.js';
 import { dequantizeWeights, weightShift, type ConvLayout } from './bias-correction.js';
 import { MIN_FUSED_OPSET, nodeKey, type QuantizationPlan, type QuantizeOptions } from './plan.js';
 import { ORT_SELF_QUANTIZED_OPS, QDQ_ABSORBED_ACTIVATIONS, type PlannedWeight } from './ops/index.js';
@@ -109,13 +108,11 @@ class QdqWriter {
     options: QuantizeOptions,
   ) {
     this.index = new GraphIndex(graph);
-    checkTargetOptions(options);
-    this.tensorrt = options.target === 'tensorrt';
-    const symmetric = this.tensorrt || (options.symmetricActivations ?? false);
-    const type = resolveActivationType(options.activationType, symmetric);
-    this.act = { symmetric, zeroPointZero: this.tensorrt, reduceRange: options.reduceRange ?? false, type };
-    this.actType = type === 'int8' ? DataType.INT8 : DataType.UINT8;
-    this.reducedWeights = targetWeightRange(options.target, options.weightRange, options.reduceRange) === 'reduced';
+    const o = resolveTargetOptions(options);
+    this.tensorrt = o.target === 'tensorrt';
+    this.act = { symmetric: o.symmetricActivations, zeroPointZero: this.tensorrt, reduceRange: o.reduceRange ?? false, type: o.activationType };
+    this.actType = o.activationType === 'int8' ? DataType.INT8 : DataType.UINT8;
+    this.reducedWeights = o.weightRange === 'reduced';
     this.quantized = new Set(plan.tensors);
   }
 

@@ -32,7 +32,7 @@
 
 import { OptionError } from '../common/index.js';
 import { resolveWeightRange, type WeightRange, type WeightRangeChoice } from './weight-range.js';
-import type { ActivationTypeChoice } from './activation-type.js';
+import { resolveActivationType, type ActivationType, type ActivationTypeChoice } from './activation-type.js';
 
 export const QUANT_TARGETS = ['ort', 'tensorrt'] as const;
 export type QuantTarget = (typeof QUANT_TARGETS)[number];
@@ -66,4 +66,34 @@ export function checkTargetOptions(o: { target?: QuantTarget; activationType?: A
 export function targetWeightRange(target: QuantTarget | undefined, choice: WeightRangeChoice | undefined, reduceRange?: boolean): WeightRange {
   if (target === 'tensorrt' && (choice ?? 'auto') === 'auto') return 'full';
   return resolveWeightRange(choice, reduceRange);
+}
+
+/** The quantize options a target decides or constrains. */
+interface TargetChoices {
+  target?: QuantTarget;
+  symmetricActivations?: boolean;
+  activationType?: ActivationTypeChoice;
+  weightRange?: WeightRangeChoice;
+  reduceRange?: boolean;
+}
+
+/**
+ * `o` checked, with what the target fixes filled in: symmetric int8 activations for
+ * TensorRT, the weight range the target's kernels take, the activation type for this
+ * platform. Idempotent: the calibrator resolves once, and the QDQ writer resolving again
+ * changes nothing.
+ */
+export function resolveTargetOptions<O extends TargetChoices>(
+  o: O,
+): O & { target: QuantTarget; symmetricActivations: boolean; activationType: ActivationType; weightRange: WeightRange } {
+  checkTargetOptions(o);
+  const target = o.target ?? 'ort';
+  const symmetricActivations = target === 'tensorrt' || (o.symmetricActivations ?? false);
+  return {
+    ...o,
+    target,
+    symmetricActivations,
+    weightRange: targetWeightRange(target, o.weightRange, o.reduceRange),
+    activationType: resolveActivationType(o.activationType, symmetricActivations),
+  };
 }
